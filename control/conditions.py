@@ -1,0 +1,154 @@
+"""Rocketry conditions to and from text, so the API can show a condition and take one back."""
+
+from collections.abc import Iterator
+
+from rocketry.conditions import (
+    DependFailure,
+    DependFinish,
+    DependSuccess,
+    IsPeriod,
+    TaskExecutable,
+    TaskRunnable,
+    TaskRunning,
+    TaskStarted,
+)
+from rocketry.conditions.api import TimeCondWrapper
+from rocketry.core.condition import AlwaysFalse, AlwaysTrue, BaseCondition
+from rocketry.core.condition.base import All, Any, Not
+from rocketry.parse import parse_condition as _parse
+from rocketry.time import Cron, TimeDelta, TimeOfDay, TimeOfHour, TimeOfMinute, TimeOfMonth, TimeOfWeek
+
+from control.errors import InvalidConditionError
+
+MAX_LENGTH = 1000
+
+_CYCLE_WORDS = {
+    TimeOfMinute: "minutely",
+    TimeOfHour: "hourly",
+    TimeOfDay: "daily",
+    TimeOfWeek: "weekly",
+    TimeOfMonth: "monthly",
+}
+_PERIOD_WORDS = {
+    TimeOfMinute: "minute",
+    TimeOfHour: "hour",
+    TimeOfDay: "day",
+    TimeOfWeek: "week",
+    TimeOfMonth: "month",
+}
+
+
+def parse_condition(text: str, *, session, field: str = "start_cond") -> BaseCondition:
+    """Parse ``text`` as Rocketry would, raising ``InvalidConditionError`` with its reason."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidConditionError("condition is empty", field=field, value=text)
+    if len(text) > MAX_LENGTH:
+        raise InvalidConditionError(
+            f"condition is longer than {MAX_LENGTH} characters", field=field, value=text
+        )
+    try:
+        condition = _parse(text, session=session)
+    except Exception as exc:  # Rocketry's parser raises ParserError, KeyError, ValueError...
+        raise InvalidConditionError(_reason(text, exc), field=field, value=text) from exc
+    if not isinstance(condition, BaseCondition):
+        raise InvalidConditionError(f"{text!r} is not a condition", field=field, value=text)
+    return condition
+
+
+def _reason(text: str, exc: Exception) -> str:
+    detail = str(exc).strip("'\"") or type(exc).__name__
+    if type(exc).__name__ == "ParserError":
+        return f"cannot parse condition {text!r}: {detail}"
+    return f"cannot parse condition {text!r}: {type(exc).__name__}: {detail}"
+
+
+def condition_text(condition: BaseCondition, *, session) -> str:
+    """A string that parses back to ``condition``.
+
+    Conditions parsed from text keep that text. Conditions built in code (``daily.after(...)``)
+    print in a form Rocketry cannot parse, so candidate phrasings are generated and the first
+    that parses back to an equal condition is returned; ``str(condition)`` is the fallback.
+    """
+    text = getattr(condition, "_str", None)
+    if isinstance(text, str):
+        return text
+    for candidate in _candidates(condition, session):
+        if _round_trips(candidate, condition, session):
+            return candidate
+    return str(condition)
+
+
+def _round_trips(text: str, condition: BaseCondition, session) -> bool:
+    try:
+        return _parse(text, session=session) == condition
+    except Exception:
+        return False
+
+
+def _candidates(condition: BaseCondition, session) -> Iterator[str]:
+    match condition:
+        case AlwaysTrue():
+            yield "true"
+        case AlwaysFalse():
+            yield "false"
+        case All() | Any():
+            joiner = " & " if isinstance(condition, All) else " | "
+            parts = [_operand(sub, session) for sub in condition.subconditions]
+            yield joiner.join(parts)
+        case Not():
+            yield f"~{_operand(condition.condition, session)}"
+        case TimeCondWrapper():
+            # Bare ``daily``, ``weekly``... used as a condition.
+            yield from ("secondly", *_CYCLE_WORDS.values())
+        case TaskStarted(task=None, period=TimeDelta() as period):
+            # ``every 10 minutes`` is "the task has not started in the past 10 minutes".
+            yield f"every {_duration(period.past.total_seconds())}"
+        case TaskExecutable(period=Cron() as period) | TaskRunnable(period=Cron() as period):
+            yield f"cron {_cron(period)}"
+        case TaskExecutable(period=period) | TaskRunnable(period=period) if type(period) in _CYCLE_WORDS:
+            yield from _spans(_CYCLE_WORDS[type(period)], period)
+        case IsPeriod(period=period) if type(period) in _PERIOD_WORDS:
+            yield from _spans(f"time of {_PERIOD_WORDS[type(period)]}", period)
+        case DependSuccess():
+            yield f"after task '{condition.depend_task}'"
+        case DependFailure():
+            yield f"after task '{condition.depend_task}' failed"
+        case DependFinish():
+            yield f"after task '{condition.depend_task}' finished"
+        case TaskRunning(period=None):
+            yield f"task '{condition.task}' is running"
+
+
+def _operand(condition: BaseCondition, session) -> str:
+    text = condition_text(condition, session=session)
+    if isinstance(condition, All | Any) and not text.startswith("("):
+        return f"({text})"
+    return text
+
+
+def _spans(prefix: str, period) -> Iterator[str]:
+    start, end = period._start_orig, period._end_orig
+    if start is None and end is None:
+        yield prefix
+    if start is not None and end is not None:
+        yield f"{prefix} between {start} and {end}"
+    if start is not None:
+        yield f"{prefix} after {start}"
+        yield f"{prefix} on {start}"
+        yield f"{prefix} starting {start}"
+    if end is not None:
+        yield f"{prefix} before {end}"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} seconds"
+
+
+def _cron(period: Cron) -> str:
+    return " ".join(
+        str(getattr(period, part))
+        for part in ("minute", "hour", "day_of_month", "month", "day_of_week")
+    )

@@ -1,0 +1,14 @@
+"""FastAPI dependencies, published as ``Annotated`` aliases."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from control.service import SchedulerService
+
+
+def get_service(request: Request) -> SchedulerService:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[SchedulerService, Depends(get_service)]

@@ -1,0 +1,66 @@
+"""ControlSession: a Rocketry session that finds its tasks by name without scanning them all."""
+
+from rocketry import Session
+from rocketry.core import Task
+
+
+class TaskSet(set):
+    """The session's set of tasks, with a name index kept alongside.
+
+    Rocketry looks tasks up by name for every dependency condition and every log record;
+    its own lookup walks the whole set. Names are indexed when a task is added: a task
+    renamed after it joined the session is found again by one full scan.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.by_name: dict[str, Task] = {}
+
+    def add(self, task: Task) -> None:
+        super().add(task)
+        self.by_name[task.name] = task
+
+    def remove(self, task: Task) -> None:
+        super().remove(task)
+        if self.by_name.get(task.name) is task:
+            del self.by_name[task.name]
+
+    def discard(self, task: Task) -> None:
+        if task in self:
+            self.remove(task)
+
+    def clear(self) -> None:
+        super().clear()
+        self.by_name.clear()
+
+    def find(self, name: str) -> Task | None:
+        task = self.by_name.get(name)
+        if task is not None and task.name == name and task in self:
+            return task
+        if task is not None:
+            # The indexed task was renamed or removed behind the index's back.
+            self.by_name = {t.name: t for t in self}
+            return self.by_name.get(name)
+        return None
+
+
+class ControlSession(Session):
+    """Session whose ``tasks`` is a ``TaskSet``; otherwise Rocketry's own."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tasks = TaskSet()
+
+    def clear(self):
+        super().clear()
+        self.tasks = TaskSet()
+
+    def __getitem__(self, task) -> Task:
+        name = self._get_task_name(task)
+        found = self.tasks.find(name)
+        if found is None:
+            raise KeyError(f"Task '{name}' not found")
+        return found
+
+    def __contains__(self, task) -> bool:
+        return self.tasks.find(self._get_task_name(task)) is not None

@@ -1,0 +1,37 @@
+"""The service's own exceptions; the API maps them to 404, 409 and 422."""
+
+
+class TaskNotFoundError(LookupError):
+    """No task has that name."""
+
+    def __init__(self, name: str):
+        super().__init__(f"Task '{name}' not found")
+        self.name = name
+
+
+class TaskStateError(RuntimeError):
+    """The action conflicts with what the task is doing (for example, it is not running)."""
+
+
+class InvalidInputError(ValueError):
+    """A value the scheduler cannot accept; ``field`` names where it was given."""
+
+    kind = "value_error"
+
+    def __init__(self, message: str, *, field: str, value: object = None, location: str = "body"):
+        super().__init__(message)
+        self.field = field
+        self.value = value
+        self.location = location
+
+
+class InvalidConditionError(InvalidInputError):
+    """A condition string that Rocketry cannot parse; the message is the parser's."""
+
+    kind = "condition_error"
+
+
+class InvalidParametersError(InvalidInputError):
+    """Run parameters the task's function does not accept."""
+
+    kind = "parameters_error"

@@ -1,0 +1,28 @@
+"""Maps the service's exceptions to JSON error responses, so routes need no try/except."""
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from control.errors import InvalidInputError, TaskNotFoundError, TaskStateError
+
+
+async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidInputError)
+    # The same shape as FastAPI's own validation errors, so clients read one format.
+    error = {"type": exc.kind, "loc": [exc.location, exc.field], "msg": str(exc), "input": exc.value}
+    return JSONResponse(jsonable_encoder({"detail": [error]}), status_code=422)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(TaskNotFoundError, _not_found)
+    app.add_exception_handler(TaskStateError, _conflict)
+    app.add_exception_handler(InvalidInputError, _invalid)

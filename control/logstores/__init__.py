@@ -1,0 +1,1 @@
+"""Where task log records are kept: the contract (``base``) and its implementations."""

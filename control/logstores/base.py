@@ -1,0 +1,168 @@
+"""The log store contract: a redbird repository Rocketry writes to, plus the queries the API needs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+from abc import abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from redbird.templates import TemplateRepo
+
+ACTIONS = ("run", "success", "fail", "terminate", "inaction", "crash")
+
+
+def _to_epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    return float(value)
+
+
+def _to_seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One status change of one run of a task, as Rocketry logs it; times are epoch seconds."""
+
+    task_name: str
+    action: str
+    created: float
+    run_id: str | None = None
+    start: float | None = None
+    end: float | None = None
+    runtime: float | None = None
+    message: str | None = None
+    exc_text: str | None = None
+    id: int | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> LogEntry:
+        """Build from a ``logging.LogRecord``'s ``vars()`` (what redbird's RepoHandler writes)."""
+        message = data.get("message")
+        if message is None:
+            message = data.get("msg")
+        return cls(
+            task_name=str(data["task_name"]),
+            action=str(data["action"]),
+            created=float(data["created"]),
+            run_id=data.get("run_id"),
+            start=_to_epoch(data.get("start")),
+            end=_to_epoch(data.get("end")),
+            runtime=_to_seconds(data.get("runtime")),
+            message=None if message is None else str(message),
+            exc_text=data.get("exc_text"),
+            id=data.get("id"),
+        )
+
+    @property
+    def key(self) -> tuple:
+        """What tells two records apart before the store has given them an id."""
+        return (self.task_name, self.action, self.created, self.run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LogCursor:
+    """Position after the last record of a page (pages run newest first)."""
+
+    created: float
+    id: int
+
+    def encode(self) -> str:
+        raw = f"{self.created!r}:{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> LogCursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            created, _, id_ = raw.partition(":")
+            return cls(created=float(created), id=int(id_))
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError("cursor is not one this service returned") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """A page request: every filter is optional; pages run newest first."""
+
+    tasks: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+    cursor: LogCursor | None = None
+
+
+@dataclass(slots=True)
+class LogPage:
+    entries: list[LogEntry]
+    next_cursor: LogCursor | None
+
+
+@dataclass(slots=True)
+class StoreHealth:
+    """Whether records reach the database; ``pending`` wait in memory, ``lost`` were dropped."""
+
+    status: Literal["ok", "degraded"] = "ok"
+    pending: int = 0
+    lost: int = 0
+    last_error: str | None = None
+    written: int = 0
+    pruned: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LogStore(TemplateRepo):
+    """Contract of a log store.
+
+    Rocketry writes through redbird's ``RepoHandler`` (``add``) and reads through
+    ``filter_by(...)`` (``last``/``all``/``count``), expecting records in the order they
+    were created. The API pages through ``page`` and watches ``health``. Implementations
+    must not lose a record they accepted without counting it in ``health().lost``.
+    """
+
+    class Config:
+        arbitrary_types_allowed = True
+
+    def to_item(self, obj: Any) -> LogEntry:
+        if isinstance(obj, LogEntry):
+            return obj
+        if isinstance(obj, Mapping):
+            return LogEntry.from_mapping(obj)
+        raise TypeError(f"cannot store a {type(obj).__name__} as a log record")
+
+    def data_to_item(self, data: Any) -> LogEntry:
+        return self.to_item(data if isinstance(data, Mapping | LogEntry) else dict(data._mapping))
+
+    def item_to_data(self, item: LogEntry) -> LogEntry:
+        return item
+
+    @abstractmethod
+    def page(self, query: LogQuery) -> LogPage:
+        """Records matching ``query``, newest first, and where the next page starts."""
+
+    @abstractmethod
+    def flush(self, timeout: float) -> bool:
+        """Wait until every record accepted so far is durable; False on timeout."""
+
+    @abstractmethod
+    def prune(self, *, now: float) -> int:
+        """Apply the retention policy once; returns how many records were removed."""
+
+    @abstractmethod
+    def health(self) -> StoreHealth: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Write what is pending (best effort) and release the database."""

@@ -1,0 +1,399 @@
+"""SQLLogStore: task log records in SQLite or PostgreSQL through SQLAlchemy 2, written off the caller's thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic.v1 import PrivateAttr
+from redbird.oper import (
+    Between,
+    Equal,
+    GreaterEqual,
+    GreaterThan,
+    In,
+    LessEqual,
+    LessThan,
+    NotEqual,
+    Operation,
+    _Skip,
+)
+from redbird.utils.query import QueryMatcher
+
+from control.logstores.base import LogCursor, LogEntry, LogPage, LogQuery, LogStore, StoreHealth
+
+logger = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+_Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+task_log = sa.Table(
+    "task_log",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("task_name", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("created", sa.Double(), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("start", sa.Double()),
+    sa.Column("end", sa.Double()),
+    sa.Column("runtime", sa.Double()),
+    sa.Column("message", sa.Text()),
+    sa.Column("exc_text", sa.Text()),
+    # Pages run newest first, by (created, id), with or without a task filter; Rocketry
+    # asks for the newest record of a task and action.
+    sa.Index("ix_task_log_created", "created", "id"),
+    sa.Index("ix_task_log_task_created", "task_name", "created", "id"),
+    sa.Index("ix_task_log_task_action_created", "task_name", "action", "created"),
+    sa.Index("ix_task_log_action_created", "action", "created"),
+)
+
+_FIELDS = ("task_name", "action", "created", "run_id", "start", "end", "runtime", "message", "exc_text")
+_BATCH = 500
+_PRUNE_CHUNK = 5_000
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine with the settings this store relies on (WAL and a busy timeout on SQLite)."""
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            # WAL lets the API and Rocketry read while the writer thread commits.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _condition(column: sa.ColumnElement, value: Any) -> sa.ColumnElement | None:
+    """Translate one redbird query value into a SQL condition (None: no condition)."""
+    if not isinstance(value, Operation):
+        return column == value
+    match value:
+        case _Skip():
+            return None
+        case Between():
+            return column.between(value.start, value.end)
+        case In():
+            return column.in_(list(value.value))
+        case Equal():
+            return column == value.value
+        case NotEqual():
+            return column != value.value
+        case GreaterThan():
+            return column > value.value
+        case LessThan():
+            return column < value.value
+        case GreaterEqual():
+            return column >= value.value
+        case LessEqual():
+            return column <= value.value
+    raise ValueError(f"unsupported query operation {type(value).__name__}")
+
+
+class SQLLogStore(LogStore):
+    """Log store on SQLAlchemy 2.
+
+    ``add`` only queues the record: a writer thread commits queued records in batches, so
+    the event loop never waits for the database, and retries while the database is away.
+    Reads made through the redbird interface (Rocketry's) also see queued records.
+    """
+
+    _engine: sa.Engine = PrivateAttr()
+    _pending: deque = PrivateAttr()
+    _lock: Any = PrivateAttr()
+    _wake: Any = PrivateAttr()
+    _done: Any = PrivateAttr()
+    _accepted: int = PrivateAttr(0)
+    _settled: int = PrivateAttr(0)
+    _health: StoreHealth = PrivateAttr()
+    _writer: threading.Thread | None = PrivateAttr(None)
+    _closing: bool = PrivateAttr(False)
+    _retention: tuple = PrivateAttr()
+    _max_pending: int = PrivateAttr()
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention_days: float | None = None,
+        retention_per_task: int | None = None,
+        retention_interval: float = 300.0,
+        max_pending: int = 100_000,
+        start: bool = True,
+    ):
+        super().__init__(model=LogEntry, id_field="id")
+        self._engine = create_engine(url)
+        metadata.create_all(self._engine)
+        self._pending = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done = threading.Condition(self._lock)
+        self._health = StoreHealth()
+        self._retention = (retention_days, retention_per_task, retention_interval)
+        self._max_pending = max_pending
+        if start:
+            self._writer = threading.Thread(target=self._write_forever, name="log-writer", daemon=True)
+            self._writer.start()
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
+
+    # -- writing -----------------------------------------------------------------------
+
+    def insert(self, item: LogEntry) -> None:
+        with self._lock:
+            if len(self._pending) >= self._max_pending:
+                self._pending.popleft()
+                self._health.lost += 1
+                self._settled += 1
+            self._pending.append(item)
+            self._accepted += 1
+        if self._writer is None:
+            self._write_pending()
+        else:
+            self._wake.set()
+
+    def _write_pending(self) -> bool:
+        """Commit what is queued, batch by batch; False if the database refused."""
+        while True:
+            with self._lock:
+                batch = [self._pending[i] for i in range(min(_BATCH, len(self._pending)))]
+            if not batch:
+                return True
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(task_log.insert(), [_row(entry) for entry in batch])
+            except sa.exc.SQLAlchemyError as exc:
+                with self._lock:
+                    if self._health.status == "ok":
+                        logger.error("log store unavailable, keeping records in memory: %s", _short(exc))
+                    self._health.status = "degraded"
+                    self._health.last_error = _short(exc)
+                return False
+            with self._lock:
+                # Records dropped for space while we wrote are no longer at the front.
+                for entry in batch:
+                    if self._pending and self._pending[0] is entry:
+                        self._pending.popleft()
+                self._settled += len(batch)
+                self._health.written += len(batch)
+                if self._health.status == "degraded":
+                    logger.warning("log store available again")
+                self._health.status = "ok"
+                self._health.last_error = None
+                self._done.notify_all()
+
+    def _write_forever(self) -> None:
+        days, per_task, interval = self._retention
+        next_prune = time.monotonic() + min(interval, 5.0)
+        backoff = 0.0
+        while True:
+            timeout = max(0.0, next_prune - time.monotonic())
+            if backoff:
+                timeout = min(timeout, backoff)
+            self._wake.wait(timeout)
+            self._wake.clear()
+            ok = self._write_pending()
+            backoff = 0.0 if ok else min(max(backoff * 2, 0.25), 5.0)
+            if self._closing and (ok or not self._pending):
+                return
+            if (days or per_task) and time.monotonic() >= next_prune and ok:
+                try:
+                    self.prune(now=time.time())
+                except sa.exc.SQLAlchemyError as exc:
+                    logger.warning("pruning the log failed: %s", _short(exc))
+                next_prune = time.monotonic() + interval
+
+    def flush(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            target = self._accepted
+            while self._settled < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._writer is None:
+                    return False
+                self._wake.set()
+                self._done.wait(remaining)
+        return True
+
+    def health(self) -> StoreHealth:
+        with self._lock:
+            return StoreHealth(
+                status=self._health.status,
+                pending=len(self._pending),
+                lost=self._health.lost,
+                last_error=self._health.last_error,
+                written=self._health.written,
+                pruned=self._health.pruned,
+            )
+
+    def close(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            self._closing = True
+            self._wake.set()
+            self._writer.join(timeout=5)
+        elif self._pending:
+            self._write_pending()
+        with self._lock:
+            left = len(self._pending)
+        if left:
+            logger.error("%d log records could not be written before closing", left)
+        self._engine.dispose()
+
+    # -- retention ---------------------------------------------------------------------
+
+    def prune(self, *, now: float) -> int:
+        days, per_task, _ = self._retention
+        removed = 0
+        t = task_log.c
+        with self._engine.connect() as conn:
+            names = conn.execute(sa.select(t.task_name).distinct()).scalars().all()
+        for name in names:
+            # The newest record of each action of a task is kept whatever its age: it is
+            # what restores the task's last run/success/fail after a restart.
+            keep = sa.select(sa.func.max(t.id)).where(t.task_name == name).group_by(t.action)
+            bounds = []
+            if days:
+                bounds.append(t.created < now - days * 86_400)
+            if per_task:
+                with self._engine.connect() as conn:
+                    edge = conn.execute(
+                        sa.select(t.created, t.id)
+                        .where(t.task_name == name)
+                        .order_by(t.created.desc(), t.id.desc())
+                        .offset(per_task)
+                        .limit(1)
+                    ).first()
+                if edge is not None:
+                    bounds.append(sa.and_(t.created <= edge.created, t.id <= edge.id))
+            if not bounds:
+                continue
+            victims = (
+                sa.select(t.id)
+                .where(t.task_name == name, sa.or_(*bounds), t.id.not_in(keep))
+                .limit(_PRUNE_CHUNK)
+            )
+            while True:
+                with self._engine.begin() as conn:
+                    count = conn.execute(sa.delete(task_log).where(t.id.in_(victims))).rowcount
+                removed += count
+                if count < _PRUNE_CHUNK:
+                    break
+        if removed:
+            with self._lock:
+                self._health.pruned += removed
+            logger.info("pruned %d log records", removed)
+        return removed
+
+    # -- reading: the API --------------------------------------------------------------
+
+    def page(self, query: LogQuery) -> LogPage:
+        t = task_log.c
+        stmt = sa.select(task_log)
+        if query.tasks:
+            stmt = stmt.where(t.task_name.in_(query.tasks))
+        if query.actions:
+            stmt = stmt.where(t.action.in_(query.actions))
+        if query.since is not None:
+            stmt = stmt.where(t.created >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(t.created <= query.until)
+        if query.cursor is not None:
+            c = query.cursor
+            stmt = stmt.where(t.created <= c.created, sa.or_(t.created < c.created, t.id < c.id))
+        stmt = stmt.order_by(t.created.desc(), t.id.desc()).limit(query.limit + 1)
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        entries = [LogEntry(**row._mapping) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        cursor = LogCursor(created=entries[-1].created, id=entries[-1].id) if more else None
+        return LogPage(entries=entries, next_cursor=cursor)
+
+    # -- reading: the redbird interface Rocketry uses ----------------------------------
+
+    def _where(self, query: dict) -> list[sa.ColumnElement]:
+        clauses = []
+        for key, value in query.items():
+            if key not in task_log.c:
+                raise KeyError(f"log records have no field {key!r}")
+            clause = _condition(task_log.c[key], value)
+            if clause is not None:
+                clauses.append(clause)
+        return clauses
+
+    def _pending_matching(self, query: dict) -> list[LogEntry]:
+        with self._lock:
+            pending = list(self._pending)
+        if not pending:
+            return []
+        matcher = QueryMatcher(query, value_getter=getattr)
+        return [entry for entry in pending if entry in matcher]
+
+    def query_items(self, query: dict) -> Iterator[LogEntry]:
+        # Queued records are read before the table: one committed in between is then
+        # seen twice (and dropped by key), never missed.
+        pending = self._pending_matching(query)
+        t = task_log.c
+        stmt = sa.select(task_log).where(*self._where(query)).order_by(t.created, t.id)
+        with self._engine.connect() as conn:
+            stored = [LogEntry(**row._mapping) for row in conn.execute(stmt)]
+        if pending:
+            seen = {entry.key for entry in stored}
+            stored.extend(entry for entry in pending if entry.key not in seen)
+            stored.sort(key=lambda entry: entry.created)
+        return iter(stored)
+
+    def query_read_first(self, query: dict) -> LogEntry | None:
+        return next(self.query_items(query), None)
+
+    def query_read_last(self, query: dict) -> LogEntry | None:
+        pending = self._pending_matching(query)
+        t = task_log.c
+        stmt = (
+            sa.select(task_log)
+            .where(*self._where(query))
+            .order_by(t.created.desc(), t.id.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        candidates = pending + ([LogEntry(**row._mapping)] if row is not None else [])
+        return max(candidates, key=lambda entry: entry.created, default=None)
+
+    def query_count(self, query: dict) -> int:
+        return sum(1 for _ in self.query_items(query))
+
+    def query_update(self, query: dict, values: dict) -> None:
+        self.flush(timeout=5)
+        with self._engine.begin() as conn:
+            conn.execute(sa.update(task_log).where(*self._where(query)).values(**values))
+
+    def query_delete(self, query: dict) -> int:
+        self.flush(timeout=5)
+        with self._engine.begin() as conn:
+            return conn.execute(sa.delete(task_log).where(*self._where(query))).rowcount
+
+
+def _row(entry: LogEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in _FIELDS}
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300]

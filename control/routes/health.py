@@ -1,0 +1,18 @@
+"""The ``/health`` route: 200 once the server and the scheduler are both up, else 503."""
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from control.deps import ServiceDep
+from control.schemas import HealthPublic
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", responses={503: {"model": HealthPublic, "description": "Not serving"}})
+async def get_health(service: ServiceDep) -> HealthPublic:
+    """Tell whether the scheduler runs and its log store writes."""
+    health = service.health()
+    if health.status == "unavailable":
+        return JSONResponse(health.model_dump(), status_code=503)
+    return health

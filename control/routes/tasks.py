@@ -1,0 +1,70 @@
+"""Routes of the ``/tasks`` resource: read, edit, run, terminate, disable and enable tasks."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, status
+from fastapi.concurrency import run_in_threadpool
+
+from control.deps import ServiceDep
+from control.routes.logs import LogFilterDep, log_list
+from control.schemas import ActionAccepted, LogList, Message, RunParameters, TaskList, TaskPublic, TaskUpdate
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+NOT_FOUND = {404: {"model": Message, "description": "No task has that name"}}
+CONFLICT = {409: {"model": Message, "description": "The task's state does not allow it"}}
+
+
+@router.get("")
+async def list_tasks(service: ServiceDep) -> TaskList:
+    """List every task with its conditions and latest outcomes."""
+    tasks = service.list_tasks()
+    return TaskList(data=tasks, count=len(tasks))
+
+
+@router.get("/{name}", responses=NOT_FOUND)
+async def get_task(name: str, service: ServiceDep) -> TaskPublic:
+    """Show one task."""
+    return service.get_task(name)
+
+
+@router.patch("/{name}", responses=NOT_FOUND)
+async def update_task(name: str, changes: TaskUpdate, service: ServiceDep) -> TaskPublic:
+    """Change a task's conditions, timeout, priority, execution, description or disabled flag."""
+    return service.update_task(name, changes)
+
+
+@router.post("/{name}/run", status_code=status.HTTP_202_ACCEPTED, responses=NOT_FOUND | CONFLICT)
+async def run_task(
+    name: str,
+    service: ServiceDep,
+    parameters: Annotated[RunParameters | None, Body(examples=[{"rows": 10}])] = None,
+) -> ActionAccepted:
+    """Start the task now, optionally with parameters for this run."""
+    return service.run_task(name, parameters)
+
+
+@router.post("/{name}/terminate", status_code=status.HTTP_202_ACCEPTED, responses=NOT_FOUND | CONFLICT)
+async def terminate_task(name: str, service: ServiceDep) -> ActionAccepted:
+    """Terminate the task's running runs."""
+    return service.terminate_task(name)
+
+
+@router.post("/{name}/disable", responses=NOT_FOUND)
+async def disable_task(name: str, service: ServiceDep) -> TaskPublic:
+    """Stop the task from starting until it is enabled again."""
+    return service.set_disabled(name, True)
+
+
+@router.post("/{name}/enable", responses=NOT_FOUND)
+async def enable_task(name: str, service: ServiceDep) -> TaskPublic:
+    """Let the task start again when its condition holds."""
+    return service.set_disabled(name, False)
+
+
+@router.get("/{name}/logs", responses=NOT_FOUND)
+async def list_task_logs(name: str, filters: LogFilterDep, service: ServiceDep) -> LogList:
+    """Read one task's run history, newest first."""
+    service.require_task(name)
+    query = filters.to_query(tasks=(name,))
+    return await run_in_threadpool(log_list, service, query)

@@ -1,0 +1,50 @@
+"""The service's typed configuration: defaults, environment (``SCHEDULER_*``), ``.env`` and flags."""
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from control.logstores.url import database_url
+
+
+class Settings(BaseSettings):
+    """Built once by ``main.py`` (tests build their own) and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCHEDULER_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    host: str = Field("127.0.0.1", description="Address the HTTP API listens on")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(8000, description="Port of the HTTP API")
+    database: str = Field(
+        "data/scheduler.db",
+        description="SQLite file path, or a SQLAlchemy URL such as postgresql://host/db",
+    )
+    task_packages: list[str] = Field(
+        ["tasks"], description="Packages whose modules define the tasks (rocketry Groupers)"
+    )
+    cycle_sleep: Annotated[float, Field(gt=0, le=60)] = Field(
+        0.1, description="Longest time the scheduler sleeps between two passes over the tasks"
+    )
+    default_timeout: Annotated[float, Field(gt=0)] = Field(
+        1800.0, description="Seconds a run may take before it is terminated, unless the task sets one"
+    )
+    shutdown_timeout: Annotated[float, Field(gt=0, le=60)] = Field(
+        7.0, description="Seconds a stop waits for running tasks to end before giving up on them"
+    )
+    retention_days: Annotated[float | None, Field(gt=0)] = Field(
+        30.0, description="Log records older than this many days are pruned (null keeps them)"
+    )
+    retention_per_task: Annotated[int | None, Field(gt=0)] = Field(
+        10_000, description="At most this many log records are kept per task (null: no limit)"
+    )
+    retention_interval: Annotated[float, Field(gt=0)] = Field(
+        300.0, description="Seconds between two background prunes of the log"
+    )
+    log_level: str = Field("info", description="Level of the service's own log on stderr")
+
+    @property
+    def database_url(self) -> str:
+        return database_url(self.database, base=Path.cwd())

@@ -1,0 +1,71 @@
+"""Starts the service: settings, log store, scheduler and API, served together until stopped."""
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import threading
+
+import control  # noqa: F401  (first: puts rocketry on pydantic.v1 before anything imports it)
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+
+from api import create_app
+from control.logstores.sql import SQLLogStore
+from control.logstores.url import redacted
+from control.runner import ControlServer, run_service
+from control.service import SchedulerService
+from control.settings import Settings
+from scheduler import create_scheduler
+
+EXIT_CONFIG = 2
+
+
+def parse_args(argv: list[str] | None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description="Rocketry scheduler with an HTTP control plane")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    parser.add_argument("--database", help="SQLite file path or SQLAlchemy URL (default data/scheduler.db)")
+    args = parser.parse_args(argv)
+    return {key: value for key, value in vars(args).items() if value is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings(**parse_args(argv))
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    log = logging.getLogger("main")
+    try:
+        store = SQLLogStore(
+            settings.database_url,
+            retention_days=settings.retention_days,
+            retention_per_task=settings.retention_per_task,
+            retention_interval=settings.retention_interval,
+        )
+    except (SQLAlchemyError, OSError) as exc:
+        message = str(exc).splitlines()[0]
+        print(f"error: cannot open the database {redacted(settings.database_url)}: {message}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        rocketry_app = create_scheduler(settings, store)
+        scheduler = rocketry_app.session.scheduler
+        app = create_app(SchedulerService(app=rocketry_app, store=store, settings=settings))
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        server = ControlServer(config, scheduler=scheduler, stop_timeout=settings.shutdown_timeout)
+        code = asyncio.run(run_service(server, scheduler))
+    finally:
+        store.close()
+    if code and not server.started:
+        print(f"error: cannot serve on {settings.host}:{settings.port}; no task was started", file=sys.stderr)
+    if scheduler.abandoned and any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        # Task threads that ignored the stop would keep the interpreter alive forever.
+        log.error("Exiting without waiting for task threads: %s", ", ".join(scheduler.abandoned))
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The Rocketry application: session configuration, the log store it writes to, and its tasks."""
+
+import logging
+import os
+
+from rocketry import Rocketry
+
+from control.discovery import discover_groups
+from control.engine import children
+from control.engine.loop import ControlScheduler
+from control.engine.session import ControlSession
+from control.logstores.base import LogStore
+from control.settings import Settings
+
+
+def create_scheduler(settings: Settings, store: LogStore) -> Rocketry:
+    """A Rocketry app whose tasks come from ``settings.task_packages`` and log to ``store``."""
+    children.install()
+    session = ControlSession(
+        config={
+            "execution": "async",
+            "task_pre_exist": "raise",
+            "cycle_sleep": settings.cycle_sleep,
+            "timeout": settings.default_timeout,
+            "max_process_count": os.cpu_count() or 1,
+            # A task or a condition that breaks is logged; it never stops the scheduler.
+            "silence_task_prerun": True,
+            "silence_task_logging": True,
+            "silence_cond_check": True,
+            # A stop terminates running tasks instead of waiting for them to finish.
+            "instant_shutdown": True,
+        }
+    )
+    session.scheduler = ControlScheduler(session, shutdown_timeout=settings.shutdown_timeout)
+    _detach_previous_store(session.config.task_logger_basename)
+    app = Rocketry(session=session, logger_repo=store)
+    for group in discover_groups(settings.task_packages):
+        app.include_grouper(group)
+    return app
+
+
+def _detach_previous_store(logger_name: str) -> None:
+    # Rocketry's task logger is process-wide; the store of a previous app built in this
+    # process (tests build many) must not keep receiving records.
+    task_logger = logging.getLogger(logger_name)
+    task_logger.handlers = [h for h in task_logger.handlers if not hasattr(h, "repo")]

@@ -1,0 +1,24 @@
+"""Small recurring tasks: a heartbeat and a report that takes a parameter."""
+
+import asyncio
+import logging
+
+from rocketry import Grouper
+
+group = Grouper()
+log = logging.getLogger(__name__)
+
+
+@group.task("every 30 seconds", execution="async")
+async def heartbeat():
+    """Proves the scheduler is alive."""
+    await asyncio.sleep(0)
+    log.info("heartbeat")
+
+
+@group.task("daily after 07:00", execution="thread")
+def daily_report(rows: int = 10):
+    """Builds a small report; run it now with {"rows": 3} to change its size."""
+    total = sum(range(rows))
+    log.info("report of %d rows, total %d", rows, total)
+    return total
