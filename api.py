@@ -1,10 +1,10 @@
 """The FastAPI application: its routers and error handlers over a ``SchedulerService``."""
 
-from fastapi import FastAPI
-
 from control.handlers import add_error_handlers
 from control.routes import health, logs, session, tasks
 from control.service import SchedulerService
+
+from fastapi import FastAPI
 
 
 def create_app(service: SchedulerService) -> FastAPI:

@@ -1,5 +1,12 @@
 """Starts the service: settings, log store, scheduler and API, served together until stopped."""
 
+import control  # noqa: F401  (first: puts rocketry on pydantic.v1 before anything imports it)
+from control.logstores.sql import SQLLogStore
+from control.logstores.url import redacted
+from control.runner import ControlServer, run_service
+from control.service import SchedulerService
+from control.settings import Settings
+
 import argparse
 import asyncio
 import logging
@@ -7,16 +14,10 @@ import os
 import sys
 import threading
 
-import control  # noqa: F401  (first: puts rocketry on pydantic.v1 before anything imports it)
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import create_app
-from control.logstores.sql import SQLLogStore
-from control.logstores.url import redacted
-from control.runner import ControlServer, run_service
-from control.service import SchedulerService
-from control.settings import Settings
 from scheduler import create_scheduler
 
 EXIT_CONFIG = 2
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (SQLAlchemyError, OSError) as exc:
         message = str(exc).splitlines()[0]
-        print(f"error: cannot open the database {redacted(settings.database_url)}: {message}", file=sys.stderr)
+        print(
+            f"error: cannot open the database {redacted(settings.database_url)}: {message}", file=sys.stderr
+        )
         return EXIT_CONFIG
     try:
         rocketry_app = create_scheduler(settings, store)
@@ -59,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
     if code and not server.started:
         print(f"error: cannot serve on {settings.host}:{settings.port}; no task was started", file=sys.stderr)
-    if scheduler.abandoned and any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    if scheduler.abandoned and any(
+        not t.daemon for t in threading.enumerate() if t is not threading.main_thread()
+    ):
         # Task threads that ignored the stop would keep the interpreter alive forever.
         log.error("Exiting without waiting for task threads: %s", ", ".join(scheduler.abandoned))
         logging.shutdown()

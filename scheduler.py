@@ -1,16 +1,16 @@
 """The Rocketry application: session configuration, the log store it writes to, and its tasks."""
 
-import logging
-import os
-
-from rocketry import Rocketry
-
 from control.discovery import discover_groups
 from control.engine import children
 from control.engine.loop import ControlScheduler
 from control.engine.session import ControlSession
 from control.logstores.base import LogStore
 from control.settings import Settings
+
+import logging
+import os
+
+from rocketry import Rocketry
 
 
 def create_scheduler(settings: Settings, store: LogStore) -> Rocketry:

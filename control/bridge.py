@@ -59,9 +59,7 @@ def install() -> None:
     """Install the finder; idempotent. Raises ``BridgeError`` if it is already too late."""
     if is_installed():
         return
-    early = sorted(
-        name for name in sys.modules if name.partition(".")[0] in BRIDGED_PACKAGES
-    )
+    early = sorted(name for name in sys.modules if name.partition(".")[0] in BRIDGED_PACKAGES)
     if early:
         raise BridgeError(
             f"{early[0]} was imported before the pydantic bridge was installed; "

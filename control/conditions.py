@@ -1,5 +1,7 @@
 """Rocketry conditions to and from text, so the API can show a condition and take one back."""
 
+from control.errors import InvalidConditionError
+
 from collections.abc import Iterator
 
 from rocketry.conditions import (
@@ -17,8 +19,6 @@ from rocketry.core.condition import AlwaysFalse, AlwaysTrue, BaseCondition
 from rocketry.core.condition.base import All, Any, Not
 from rocketry.parse import parse_condition as _parse
 from rocketry.time import Cron, TimeDelta, TimeOfDay, TimeOfHour, TimeOfMinute, TimeOfMonth, TimeOfWeek
-
-from control.errors import InvalidConditionError
 
 MAX_LENGTH = 1000
 
@@ -149,6 +149,5 @@ def _duration(seconds: float) -> str:
 
 def _cron(period: Cron) -> str:
     return " ".join(
-        str(getattr(period, part))
-        for part in ("minute", "hour", "day_of_month", "month", "day_of_week")
+        str(getattr(period, part)) for part in ("minute", "hour", "day_of_month", "month", "day_of_week")
     )

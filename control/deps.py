@@ -1,10 +1,10 @@
 """FastAPI dependencies, published as ``Annotated`` aliases."""
 
+from control.service import SchedulerService
+
 from typing import Annotated
 
 from fastapi import Depends, Request
-
-from control.service import SchedulerService
 
 
 def get_service(request: Request) -> SchedulerService:

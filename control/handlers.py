@@ -1,10 +1,10 @@
 """Maps the service's exceptions to JSON error responses, so routes need no try/except."""
 
+from control.errors import InvalidInputError, TaskNotFoundError, TaskStateError
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-
-from control.errors import InvalidInputError, TaskNotFoundError, TaskStateError
 
 
 async def _not_found(_request: Request, exc: Exception) -> JSONResponse:

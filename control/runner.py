@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from control.engine.loop import ControlScheduler
+
 import asyncio
 import logging
 
 import uvicorn
-
-from control.engine.loop import ControlScheduler
 
 logger = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """The API's request and response models (pydantic 2)."""
 
+from control.conditions import MAX_LENGTH
+
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
-
-from control.conditions import MAX_LENGTH
 
 Execution = Literal["main", "async", "thread", "process"]
 Action = Literal["run", "success", "fail", "terminate", "inaction", "crash"]

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import inspect
-import time
-from typing import Any
-
-from rocketry import Rocketry
-from rocketry.core import Task
-from rocketry.tasks import FuncTask
-
 from control.conditions import condition_text, parse_condition
 from control.errors import InvalidInputError, InvalidParametersError, TaskNotFoundError, TaskStateError
 from control.logstores.base import LogPage, LogQuery, LogStore
@@ -25,6 +16,15 @@ from control.schemas import (
     TaskUpdate,
 )
 from control.settings import Settings
+
+import datetime
+import inspect
+import time
+from typing import Any
+
+from rocketry import Rocketry
+from rocketry.core import Task
+from rocketry.tasks import FuncTask
 
 _NOT_NULL = ("start_cond", "end_cond", "priority", "execution", "disabled")
 

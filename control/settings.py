@@ -1,20 +1,18 @@
 """The service's typed configuration: defaults, environment (``SCHEDULER_*``), ``.env`` and flags."""
 
+from control.logstores.url import database_url
+
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from control.logstores.url import database_url
-
 
 class Settings(BaseSettings):
     """Built once by ``main.py`` (tests build their own) and passed down."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="SCHEDULER_", env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="SCHEDULER_", env_file=".env", extra="ignore", frozen=True)
 
     host: str = Field("127.0.0.1", description="Address the HTTP API listens on")
     port: Annotated[int, Field(ge=0, le=65535)] = Field(8000, description="Port of the HTTP API")

@@ -279,13 +279,13 @@ class ControlScheduler(Scheduler):
                     self._log(task, "log_termination", reason="abandoned at shutdown", task_run=run)
 
 
-async def _joined(process, timeout: float) -> bool:
+async def _joined(process, grace: float) -> bool:
     """Wait for a process to end without blocking the event loop."""
     loop = asyncio.get_running_loop()
     ended = asyncio.Event()
     loop.add_reader(process.sentinel, ended.set)
     try:
-        await asyncio.wait_for(ended.wait(), timeout)
+        await asyncio.wait_for(ended.wait(), grace)
     except TimeoutError:
         pass
     finally:

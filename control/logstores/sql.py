@@ -1,6 +1,8 @@
-"""SQLLogStore: task log records in SQLite or PostgreSQL through SQLAlchemy 2, written off the caller's thread."""
+"""SQLLogStore: task log records in SQLite or PostgreSQL (SQLAlchemy 2), written off the caller's thread."""
 
 from __future__ import annotations
+
+from control.logstores.base import LogCursor, LogEntry, LogPage, LogQuery, LogStore, StoreHealth
 
 import logging
 import threading
@@ -25,8 +27,6 @@ from redbird.oper import (
     _Skip,
 )
 from redbird.utils.query import QueryMatcher
-
-from control.logstores.base import LogCursor, LogEntry, LogPage, LogQuery, LogStore, StoreHealth
 
 logger = logging.getLogger(__name__)
 
@@ -366,12 +366,7 @@ class SQLLogStore(LogStore):
     def query_read_last(self, query: dict) -> LogEntry | None:
         pending = self._pending_matching(query)
         t = task_log.c
-        stmt = (
-            sa.select(task_log)
-            .where(*self._where(query))
-            .order_by(t.created.desc(), t.id.desc())
-            .limit(1)
-        )
+        stmt = sa.select(task_log).where(*self._where(query)).order_by(t.created.desc(), t.id.desc()).limit(1)
         with self._engine.connect() as conn:
             row = conn.execute(stmt).first()
         candidates = pending + ([LogEntry(**row._mapping)] if row is not None else [])

@@ -1,10 +1,10 @@
 """The ``/health`` route: 200 once the server and the scheduler are both up, else 503."""
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
-
 from control.deps import ServiceDep
 from control.schemas import HealthPublic
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 router = APIRouter(tags=["health"])
 

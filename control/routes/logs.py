@@ -1,17 +1,17 @@
 """Routes of the ``/logs`` resource: the run history of every task, filtered and paged."""
 
+from control.deps import ServiceDep
+from control.errors import InvalidInputError
+from control.logstores.base import LogCursor, LogQuery
+from control.schemas import Action, LogList, LogRecordPublic
+from control.service import SchedulerService
+
 import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from control.deps import ServiceDep
-from control.errors import InvalidInputError
-from control.logstores.base import LogCursor, LogQuery
-from control.schemas import Action, LogList, LogRecordPublic
-from control.service import SchedulerService
 
 router = APIRouter(prefix="/logs", tags=["logs"])
 
@@ -54,9 +54,7 @@ class LogFilter(BaseModel):
     def to_query(self, *, tasks: tuple[str, ...] | None = None) -> LogQuery:
         since, until = _epoch(self.since), _epoch(self.until)
         if since is not None and until is not None and since > until:
-            raise InvalidInputError(
-                "since is after until", field="since", value=self.since, location="query"
-            )
+            raise InvalidInputError("since is after until", field="since", value=self.since, location="query")
         return LogQuery(
             tasks=tasks if tasks is not None else tuple(self.task),
             actions=tuple(self.action),

@@ -1,9 +1,9 @@
 """Routes of the ``/session`` resource: the scheduler's state and its shutdown."""
 
-from fastapi import APIRouter, status
-
 from control.deps import ServiceDep
 from control.schemas import Message, SessionPublic
+
+from fastapi import APIRouter, status
 
 router = APIRouter(prefix="/session", tags=["session"])
 

@@ -1,13 +1,13 @@
 """Routes of the ``/tasks`` resource: read, edit, run, terminate, disable and enable tasks."""
 
+from control.deps import ServiceDep
+from control.routes.logs import LogFilterDep, log_list
+from control.schemas import ActionAccepted, LogList, Message, RunParameters, TaskList, TaskPublic, TaskUpdate
+
 from typing import Annotated
 
 from fastapi import APIRouter, Body, status
 from fastapi.concurrency import run_in_threadpool
-
-from control.deps import ServiceDep
-from control.routes.logs import LogFilterDep, log_list
-from control.schemas import ActionAccepted, LogList, Message, RunParameters, TaskList, TaskPublic, TaskUpdate
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 

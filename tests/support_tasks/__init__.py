@@ -1,0 +1,1 @@
+"""Tasks the tests drive: each runs only when asked, except the pipeline's first step."""

@@ -1,0 +1,60 @@
+"""Tasks with known behaviour: quick, failing, slow in each execution, dying processes."""
+
+import asyncio
+import os
+import time
+
+from rocketry import Grouper
+from rocketry.args import TerminationFlag
+from rocketry.exc import TaskTerminationException
+
+group = Grouper()
+
+
+@group.task(execution="async")
+async def quick(n: int = 1):
+    """Returns at once."""
+    return n * 2
+
+
+@group.task(execution="async")
+async def failing():
+    """Always fails."""
+    raise ValueError("boom from the failing task")
+
+
+@group.task(execution="async")
+async def slow_async():
+    await asyncio.sleep(120)
+
+
+@group.task(execution="thread")
+def slow_thread(flag=TerminationFlag()):
+    for _ in range(1200):
+        if flag.wait(0.1):
+            raise TaskTerminationException()
+
+
+@group.task(execution="process")
+def slow_process():
+    time.sleep(120)
+
+
+@group.task(execution="process")
+def quick_process():
+    return None
+
+
+@group.task(execution="process")
+def exits_hard():
+    os._exit(3)
+
+
+@group.task(execution="async")
+async def upstream():
+    return None
+
+
+@group.task("after task 'upstream'", execution="async")
+async def downstream():
+    return None

@@ -1,0 +1,116 @@
+"""Fixtures: settings, stores on SQLite and PostgreSQL, and a real scheduler behind the real app."""
+
+import asyncio
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from rocketry import Rocketry
+
+from api import create_app
+from control.engine.loop import ControlScheduler
+from control.logstores.sql import SQLLogStore
+from control.service import SchedulerService
+from control.settings import Settings
+from scheduler import create_scheduler
+from tests.utils.waiting import async_wait_until
+
+POSTGRES_URL = os.environ.get(
+    "SCHEDULER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TEST_TASKS = "tests.support_tasks"
+
+
+def make_settings(tmp_path: Path, **overrides) -> Settings:
+    values = {
+        "database": str(tmp_path / "scheduler.db"),
+        "task_packages": [TEST_TASKS],
+        "cycle_sleep": 0.05,
+        "shutdown_timeout": 4.0,
+        "retention_interval": 3600.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def postgres_available() -> bool:
+    try:
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except sa.exc.SQLAlchemyError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh schema on the test PostgreSQL server; skips when it is unreachable."""
+    if not postgres_available():
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url):
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path):
+    """Every store backend: SQLite always, PostgreSQL when reachable."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'logs.db'}"
+    return request.getfixturevalue("postgres_schema_url")
+
+
+@dataclass
+class RunningService:
+    client: httpx.AsyncClient
+    app: Rocketry
+    scheduler: ControlScheduler
+    store: SQLLogStore
+    settings: Settings
+
+    def task(self, name: str):
+        return self.app.session[name]
+
+
+async def start_service(settings: Settings):
+    store = SQLLogStore(settings.database_url)
+    app = create_scheduler(settings, store)
+    scheduler = app.session.scheduler
+    api = create_app(SchedulerService(app=app, store=store, settings=settings))
+    serving = asyncio.create_task(scheduler.serve())
+    await async_wait_until(lambda: scheduler.is_ready or serving.done(), what="scheduler start")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://testserver")
+    return RunningService(client, app, scheduler, store, settings), serving
+
+
+async def stop_service(env: RunningService, serving: asyncio.Task) -> None:
+    await env.client.aclose()
+    env.scheduler.request_stop()
+    await asyncio.wait_for(serving, timeout=15)
+    env.store.close()
+
+
+@pytest.fixture
+async def service(tmp_path):
+    """The real app over a real, running scheduler with the test tasks and a SQLite file."""
+    env, serving = await start_service(make_settings(tmp_path))
+    try:
+        yield env
+    finally:
+        await stop_service(env, serving)
