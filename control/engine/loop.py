@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import signal
 import time
 import weakref
@@ -13,6 +14,7 @@ from typing import Literal
 from rocketry.core import Scheduler, Task
 from rocketry.core.hook import _Hooker
 from rocketry.core.task import TaskRun
+from rocketry.exc import SchedulerExit, SchedulerRestart
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +136,53 @@ class ControlScheduler(Scheduler):
 
     async def run_task(self, task: Task, *args, **kwargs) -> None:
         try:
-            await super().run_task(task, *args, **kwargs)
+            if task.get_execution() == "process":
+                self._start_process(task)
+            else:
+                await super().run_task(task, *args, **kwargs)
+        except (SchedulerExit, SchedulerRestart):
+            # Rocketry's way for a task to stop the scheduler; a restart is a stop here.
+            self.request_stop()
         except Exception:
             logger.exception("Starting task %r failed", task.name)
+
+    def _start_process(self, task: Task) -> None:
+        """Start a process run without waiting for the child's first record.
+
+        Rocketry's ``run_as_process`` blocks the event loop until the child reports that
+        it runs (up to 10 s, forever for a child that dies first). Here the run is on the
+        task's run stack at once, so the task counts as running; the child's records
+        arrive through the queue like any other, and ``_reap_processes`` covers a child
+        that dies before it reports.
+        """
+        session = self.session
+        run = TaskRun(start=session.get_time(), task=None)
+        try:
+            task.force_run = False
+            params = task.get_extra_params(None, execution="process")
+            direct = task._get_direct_params()
+            run.run_id = task.get_run_id(run, params=params | direct)
+            process = multiprocessing.Process(
+                target=task._run_as_process,
+                kwargs={
+                    "params": params.pre_materialize(task=task, session=session),
+                    "direct_params": direct.pre_materialize(task=task, session=session),
+                    "task_run": run,
+                    "queue": self._log_queue,
+                    "config": session.config,
+                    "exec_hooks": task._get_hooks("task_execute"),
+                },
+                daemon=task.daemon if task.daemon is not None else session.config.tasks_as_daemon,
+            )
+            run.task = process
+            process.start()
+        except Exception:
+            if run.run_id is None:
+                run.run_id = task.get_run_id(run)
+            self._log(task, "log_running", run)
+            self._log(task, "log_failure", run)
+            raise
+        task._run_stack.append(run)
 
     # -- termination -------------------------------------------------------------------
 
@@ -198,6 +244,8 @@ class ControlScheduler(Scheduler):
             if code == 0 or code is None:
                 continue  # the process logged its own outcome before exiting
             self._settled_runs[id(run)] = run
+            if task._last_run is None or task._last_run < run.start:
+                self._log(task, "log_running", run)  # the child died before it said so
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
             try:
                 # Raised so that the failure record carries it as its exception text.

@@ -129,7 +129,11 @@ async def test_terminate_each_execution(service):
         response = await service.client.post(f"/tasks/{name}/terminate")
         assert response.status_code == 202, name
         await wait_status(service, name, "terminate")
-        assert not (await task_json(service, name))["is_running"]
+
+        async def stopped(name=name):
+            return not (await task_json(service, name))["is_running"]
+
+        await async_wait_until(stopped, what=f"{name} stopped")
         assert (await logs_of(service, name, action="terminate"))[0]["run_id"]
 
 
