@@ -1,0 +1,163 @@
+"""The log store contract, run against every backend (SQLite always, PostgreSQL when reachable)."""
+
+import time
+
+import pytest
+import sqlalchemy as sa
+from redbird.oper import between, greater_equal, in_
+
+from control.logstores.base import LogCursor, LogEntry, LogQuery
+from control.logstores.sql import SQLLogStore
+
+
+def record(task, action, created, **extra):
+    # What redbird's RepoHandler writes: vars() of a logging.LogRecord.
+    return {"task_name": task, "action": action, "created": created, "msg": f"{task} {action}",
+            "levelname": "INFO", "name": "rocketry.task", **extra}
+
+
+@pytest.fixture
+def store(store_url):
+    store = SQLLogStore(store_url)
+    yield store
+    store.close()
+
+
+def test_records_keep_every_field(store):
+    store.add(record("a", "run", 100.0, run_id="r1", start=100.0))
+    store.add(record("a", "fail", 101.5, run_id="r1", start=100.0, end=101.5, runtime=1.5,
+                     exc_text="Traceback...\nValueError: x"))
+    assert store.flush(5)
+    entries = store.page(LogQuery()).entries
+    fail = entries[0]
+    assert (fail.task_name, fail.action, fail.created, fail.run_id) == ("a", "fail", 101.5, "r1")
+    assert (fail.start, fail.end, fail.runtime) == (100.0, 101.5, 1.5)
+    assert fail.exc_text.endswith("ValueError: x")
+    assert fail.message == "a fail"
+    assert isinstance(fail.id, int)
+
+
+def test_redbird_reads_are_in_creation_order(store):
+    for created, action in [(1.0, "run"), (2.0, "success"), (3.0, "run"), (4.0, "fail")]:
+        store.add(record("a", action, created))
+    store.add(record("b", "run", 2.5))
+    assert [e.created for e in store.filter_by(task_name="a").all()] == [1.0, 2.0, 3.0, 4.0]
+    assert store.filter_by(task_name="a").last().action == "fail"
+    assert store.filter_by(task_name="a", action="run").last().created == 3.0
+    assert store.filter_by(task_name="a", action=in_(["success", "fail"])).count() == 2
+    assert store.filter_by(created=between(2.0, 3.0)).count() == 3
+    assert store.filter_by(task_name="a", created=greater_equal(3.0)).first().created == 3.0
+    assert store.filter_by(task_name="nobody").last() is None
+
+
+def test_redbird_update_and_delete(store):
+    store.add(record("a", "run", 1.0))
+    store.add(record("a", "success", 2.0))
+    store.filter_by(action="run").update(run_id="x")
+    assert store.filter_by(action="run").first().run_id == "x"
+    store.filter_by(task_name="a", action="run").delete()
+    assert [e.action for e in store.filter_by(task_name="a").all()] == ["success"]
+
+
+def test_unknown_field_is_refused(store):
+    with pytest.raises(KeyError):
+        store.filter_by(colour="red").all()
+
+
+def test_pages_newest_first_with_filters_and_cursor(store):
+    # Equal timestamps on purpose: the cursor must still neither skip nor repeat.
+    for i in range(25):
+        store.add(record("a" if i % 2 else "b", "run" if i % 3 else "fail", 1000.0 + i // 4))
+    store.flush(5)
+    seen, cursor = [], None
+    while True:
+        page = store.page(LogQuery(limit=7, cursor=cursor))
+        seen += page.entries
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == 25 and len({e.id for e in seen}) == 25
+    assert [(e.created, e.id) for e in seen] == sorted(((e.created, e.id) for e in seen), reverse=True)
+    only_a = store.page(LogQuery(tasks=("a",), limit=100)).entries
+    assert {e.task_name for e in only_a} == {"a"} and len(only_a) == 12
+    fails = store.page(LogQuery(actions=("fail",), since=1001.0, until=1003.0, limit=100)).entries
+    assert fails and all(e.action == "fail" and 1001.0 <= e.created <= 1003.0 for e in fails)
+
+
+def test_cursor_round_trips_and_rejects_garbage():
+    cursor = LogCursor(created=1764097685.1234567, id=42)
+    assert LogCursor.decode(cursor.encode()) == cursor
+    with pytest.raises(ValueError):
+        LogCursor.decode("not a cursor")
+
+
+def test_records_survive_reopening(store_url):
+    first = SQLLogStore(store_url)
+    first.add(record("a", "run", 1.0))
+    first.add(record("a", "success", 2.0))
+    first.close()
+    second = SQLLogStore(store_url)
+    try:
+        assert [e.action for e in second.filter_by(task_name="a").all()] == ["run", "success"]
+    finally:
+        second.close()
+
+
+def test_retention_by_age_keeps_the_newest_of_each_action(store_url):
+    store = SQLLogStore(store_url, retention_days=1)
+    now = time.time()
+    old = now - 3 * 86_400
+    for i in range(10):
+        store.add(record("a", "run", old + i))
+        store.add(record("a", "success", old + i + 0.5))
+    store.add(record("a", "fail", old - 10))
+    store.add(record("a", "run", now))
+    store.flush(5)
+    removed = store.prune(now=now)
+    left = store.filter_by(task_name="a").all()
+    store.close()
+    assert removed == 19
+    # The newest success and fail are kept however old: they restore last_success/last_fail.
+    assert sorted((e.action, e.created) for e in left) == sorted(
+        [("fail", old - 10), ("success", old + 9.5), ("run", now)]
+    )
+
+
+def test_retention_per_task_bounds_each_task(store_url):
+    store = SQLLogStore(store_url, retention_per_task=5)
+    for i in range(30):
+        store.add(record("busy", "run" if i % 2 == 0 else "success", 100.0 + i))
+    store.add(record("quiet", "run", 50.0))
+    store.flush(5)
+    store.prune(now=time.time())
+    busy = store.filter_by(task_name="busy").all()
+    quiet = store.filter_by(task_name="quiet").all()
+    store.close()
+    assert [e.created for e in busy] == [125.0, 126.0, 127.0, 128.0, 129.0]
+    assert len(quiet) == 1
+
+
+def test_queries_use_indexes(store):
+    names = {index["name"] for index in sa.inspect(store.engine).get_indexes("task_log")}
+    assert {"ix_task_log_created", "ix_task_log_task_created", "ix_task_log_task_action_created"} <= names
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as conn:
+            plan = " ".join(
+                row[-1]
+                for row in conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT * FROM task_log WHERE task_name = 'a' "
+                    "ORDER BY created DESC, id DESC LIMIT 100"
+                )
+            )
+        assert "USING INDEX ix_task_log_task_created" in plan, plan
+
+
+def test_log_entry_reads_rocketry_values():
+    import datetime
+
+    entry = LogEntry.from_mapping({
+        "task_name": "a", "action": "success", "created": 10,
+        "start": datetime.datetime.fromtimestamp(5, tz=datetime.UTC),
+        "runtime": datetime.timedelta(seconds=1), "message": "m",
+    })
+    assert (entry.start, entry.runtime, entry.created) == (5.0, 1.0, 10.0)
