@@ -161,3 +161,16 @@ def test_log_entry_reads_rocketry_values():
         "runtime": datetime.timedelta(seconds=1), "message": "m",
     })
     assert (entry.start, entry.runtime, entry.created) == (5.0, 1.0, 10.0)
+
+
+def test_retention_is_applied_in_the_background(store_url):
+    from tests.utils.waiting import wait_until
+
+    store = SQLLogStore(store_url, retention_per_task=3, retention_interval=0.1)
+    try:
+        for i in range(20):
+            store.add(record("busy", "run", 100.0 + i))
+        wait_until(lambda: store.filter_by(task_name="busy").count() == 3, what="background prune")
+        assert store.health().pruned == 17
+    finally:
+        store.close()

@@ -5,7 +5,7 @@ import os
 import time
 
 from rocketry import Grouper
-from rocketry.args import TerminationFlag
+from rocketry.args import Session, TerminationFlag
 from rocketry.exc import TaskTerminationException
 
 group = Grouper()
@@ -58,3 +58,34 @@ async def upstream():
 @group.task("after task 'upstream'", execution="async")
 async def downstream():
     return None
+
+
+@group.task(execution="thread")
+def stubborn_thread():
+    """Ignores termination: a thread cannot be killed."""
+    for _ in range(1200):
+        time.sleep(0.1)
+
+
+@group.task(execution="async")
+async def sabotage(session=Session()):
+    """Breaks the scheduler loop itself, to show the service does not run on headless."""
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("the scheduler loop was sabotaged")
+
+    session.hooks.scheduler_cycle.append(explode)
+
+
+@group.task(execution="process")
+def stubborn_process():
+    """Ignores SIGTERM, so terminating it takes a SIGKILL."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(120)
+
+
+@group.task(execution="process")
+def short_process(seconds: float = 0.5):
+    time.sleep(seconds)

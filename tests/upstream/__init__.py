@@ -1,0 +1,1 @@
+"""Rocketry's own test suite, run under the pydantic bridge."""
