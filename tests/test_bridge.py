@@ -1,5 +1,7 @@
 """The pydantic bridge: rocketry and redbird on pydantic.v1, the rest of the process on pydantic 2."""
 
+from control.bridge import rewrite_source
+
 import os
 import py_compile
 import subprocess
@@ -10,7 +12,6 @@ import pydantic.v1
 from redbird.base import BaseRepo
 from rocketry.core.task import Task
 
-from control.bridge import rewrite_source
 from tests.utils.service_process import REPO
 
 
@@ -21,7 +22,10 @@ def test_rocketry_and_redbird_models_are_pydantic_v1():
 
 
 def test_rewrite_covers_each_import_form():
-    source = b"from pydantic import BaseModel\nimport pydantic\nfrom pydantic.fields import X\n  from pydantic import Y\n"
+    source = (
+        b"from pydantic import BaseModel\nimport pydantic\n"
+        b"from pydantic.fields import X\n  from pydantic import Y\n"
+    )
     assert rewrite_source(source) == (
         b"from pydantic.v1 import BaseModel\nimport pydantic.v1 as pydantic\n"
         b"from pydantic.v1.fields import X\n  from pydantic.v1 import Y\n"
@@ -32,7 +36,10 @@ def test_rewrite_covers_each_import_form():
 
 def run_python(code: str, *, pythonpath: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": pythonpath, **env},
     )
 

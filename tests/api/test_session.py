@@ -36,8 +36,16 @@ async def test_shutdown_stops_the_scheduler_and_health_turns_503(service):
 async def test_openapi_documents_every_route(service):
     schema = (await service.client.get("/openapi.json")).json()
     assert {
-        "/tasks", "/tasks/{name}", "/tasks/{name}/run", "/tasks/{name}/terminate",
-        "/tasks/{name}/disable", "/tasks/{name}/enable", "/tasks/{name}/logs",
-        "/logs", "/session", "/session/shutdown", "/health",
+        "/tasks",
+        "/tasks/{name}",
+        "/tasks/{name}/run",
+        "/tasks/{name}/terminate",
+        "/tasks/{name}/disable",
+        "/tasks/{name}/enable",
+        "/tasks/{name}/logs",
+        "/logs",
+        "/session",
+        "/session/shutdown",
+        "/health",
     } <= set(schema["paths"])
     assert (await service.client.get("/docs")).status_code == 200

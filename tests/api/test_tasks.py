@@ -1,9 +1,10 @@
 """The /tasks routes against the real app and a real, running scheduler."""
 
+from control.conditions import parse_condition
+
 import os
 import signal
 
-from control.conditions import parse_condition
 from tests.utils.waiting import async_wait_until
 
 
@@ -37,8 +38,18 @@ async def test_list_shows_every_task_with_its_fields(service):
     assert downstream["start_cond"] == "after task 'upstream'"
     assert downstream["execution"] == "async"
     assert set(downstream) >= {
-        "description", "end_cond", "priority", "timeout", "disabled", "status", "is_running",
-        "last_run", "last_success", "last_fail", "last_terminate", "last_crash",
+        "description",
+        "end_cond",
+        "priority",
+        "timeout",
+        "disabled",
+        "status",
+        "is_running",
+        "last_run",
+        "last_success",
+        "last_fail",
+        "last_terminate",
+        "last_crash",
     }
 
 
@@ -194,9 +205,7 @@ async def test_patch_changes_fields_and_condition_takes_effect(service):
 
 async def test_patch_with_a_bad_condition_is_422_and_changes_nothing(service):
     before = await task_json(service, "quick")
-    response = await service.client.patch(
-        "/tasks/quick", json={"priority": 9, "start_cond": "every banana"}
-    )
+    response = await service.client.patch("/tasks/quick", json={"priority": 9, "start_cond": "every banana"})
     assert response.status_code == 422
     error = response.json()["detail"][0]
     assert error["loc"] == ["body", "start_cond"]

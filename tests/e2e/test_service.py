@@ -127,5 +127,7 @@ def test_database_that_cannot_be_opened_is_a_one_line_error(start):
     service = start(database="postgresql://nobody@127.0.0.1:1/none")
     assert service.wait_exit(timeout=20) == 2
     lines = service.log().strip().splitlines()
-    assert lines[-1].startswith("error: cannot open the database postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert lines[-1].startswith(
+        "error: cannot open the database postgresql+psycopg://nobody@127.0.0.1:1/none"
+    )
     assert "Traceback" not in service.log()

@@ -12,8 +12,11 @@ async def test_run_now_does_not_wait_for_the_next_cycle(tmp_path):
         # Let the loop go to sleep for its 30 s cycle first.
         await asyncio.sleep(0)
         assert (await env.client.post("/tasks/quick/run")).status_code == 202
-        await async_wait_until(lambda: env.task("quick").status == "success", timeout=5,
-                               what="quick to run well before the 30 s cycle ends")
+        await async_wait_until(
+            lambda: env.task("quick").status == "success",
+            timeout=5,
+            what="quick to run well before the 30 s cycle ends",
+        )
     finally:
         await stop_service(env, serving)
 

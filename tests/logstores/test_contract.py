@@ -1,19 +1,26 @@
 """The log store contract, run against every backend (SQLite always, PostgreSQL when reachable)."""
 
+from control.logstores.base import LogCursor, LogEntry, LogQuery
+from control.logstores.sql import SQLLogStore
+
 import time
 
 import pytest
 import sqlalchemy as sa
 from redbird.oper import between, greater_equal, in_
 
-from control.logstores.base import LogCursor, LogEntry, LogQuery
-from control.logstores.sql import SQLLogStore
-
 
 def record(task, action, created, **extra):
     # What redbird's RepoHandler writes: vars() of a logging.LogRecord.
-    return {"task_name": task, "action": action, "created": created, "msg": f"{task} {action}",
-            "levelname": "INFO", "name": "rocketry.task", **extra}
+    return {
+        "task_name": task,
+        "action": action,
+        "created": created,
+        "msg": f"{task} {action}",
+        "levelname": "INFO",
+        "name": "rocketry.task",
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -25,8 +32,18 @@ def store(store_url):
 
 def test_records_keep_every_field(store):
     store.add(record("a", "run", 100.0, run_id="r1", start=100.0))
-    store.add(record("a", "fail", 101.5, run_id="r1", start=100.0, end=101.5, runtime=1.5,
-                     exc_text="Traceback...\nValueError: x"))
+    store.add(
+        record(
+            "a",
+            "fail",
+            101.5,
+            run_id="r1",
+            start=100.0,
+            end=101.5,
+            runtime=1.5,
+            exc_text="Traceback...\nValueError: x",
+        )
+    )
     assert store.flush(5)
     entries = store.page(LogQuery()).entries
     fail = entries[0]
@@ -155,11 +172,16 @@ def test_queries_use_indexes(store):
 def test_log_entry_reads_rocketry_values():
     import datetime
 
-    entry = LogEntry.from_mapping({
-        "task_name": "a", "action": "success", "created": 10,
-        "start": datetime.datetime.fromtimestamp(5, tz=datetime.UTC),
-        "runtime": datetime.timedelta(seconds=1), "message": "m",
-    })
+    entry = LogEntry.from_mapping(
+        {
+            "task_name": "a",
+            "action": "success",
+            "created": 10,
+            "start": datetime.datetime.fromtimestamp(5, tz=datetime.UTC),
+            "runtime": datetime.timedelta(seconds=1),
+            "message": "m",
+        }
+    )
     assert (entry.start, entry.runtime, entry.created) == (5.0, 1.0, 10.0)
 
 

@@ -18,11 +18,28 @@ def test_rocketry_suite_passes_under_the_bridge(tmp_path):
     # (asyncio mode, warning filters) do not change how Rocketry's tests behave.
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.upstream.deselect", "--pyargs", "rocketry",
-         "--assert=plain", "-q", "-p", "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"),
-         "--rootdir", str(tmp_path)],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.upstream.deselect",
+            "--pyargs",
+            "rocketry",
+            "--assert=plain",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            str(tmp_path / "pytest.ini"),
+            "--rootdir",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-2000:]
     print(summary)

@@ -1,5 +1,10 @@
 """Fixtures: settings, stores on SQLite and PostgreSQL, and a real scheduler behind the real app."""
 
+from control.engine.loop import ControlScheduler
+from control.logstores.sql import SQLLogStore
+from control.service import SchedulerService
+from control.settings import Settings
+
 import asyncio
 import os
 import uuid
@@ -12,10 +17,6 @@ import sqlalchemy as sa
 from rocketry import Rocketry
 
 from api import create_app
-from control.engine.loop import ControlScheduler
-from control.logstores.sql import SQLLogStore
-from control.service import SchedulerService
-from control.settings import Settings
 from scheduler import create_scheduler
 from tests.utils.waiting import async_wait_until
 

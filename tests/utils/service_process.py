@@ -24,8 +24,15 @@ def free_port() -> int:
 class ServiceProcess:
     """One ``python main.py`` process; the test that starts it stops it (``stop`` kills)."""
 
-    def __init__(self, tmp_path: Path, *, database: str | None = None, port: int | None = None,
-                 packages: str = '["tests.support_tasks"]', env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        database: str | None = None,
+        port: int | None = None,
+        packages: str = '["tests.support_tasks"]',
+        env: dict[str, str] | None = None,
+    ):
         self.port = port or free_port()
         self.database = database or str(tmp_path / "service.db")
         self.output = tmp_path / f"service-{self.port}-{os.urandom(3).hex()}.log"
@@ -43,7 +50,10 @@ class ServiceProcess:
         with open(self.output, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "main.py", "--port", str(self.port), "--database", self.database],
-                cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         return self
 
@@ -82,8 +92,9 @@ class ServiceProcess:
         return response.json()
 
     def wait_task(self, name: str, predicate, timeout: float = 10.0) -> dict:
-        return wait_until(lambda: predicate(self.task(name)) and self.task(name), timeout=timeout,
-                          what=f"task {name}")
+        return wait_until(
+            lambda: predicate(self.task(name)) and self.task(name), timeout=timeout, what=f"task {name}"
+        )
 
     def logs(self, **params) -> list[dict]:
         response = self.client.get("/logs", params={"limit": 1000, **params})

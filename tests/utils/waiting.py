@@ -5,7 +5,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""):
+def wait_until(
+    predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
