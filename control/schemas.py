@@ -104,6 +104,8 @@ class SessionPublic(BaseModel):
     uptime_seconds: float | None
     task_count: int
     running_count: int
+    cycles: int = Field(description="Passes the scheduler made over the tasks")
+    mean_cycle_seconds: float | None = Field(description="Average time of a recent pass")
     config: SessionConfigPublic
 
 

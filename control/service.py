@@ -150,6 +150,8 @@ class SchedulerService:
             uptime_seconds=time.time() - started if started is not None else None,
             task_count=len(self._session.tasks),
             running_count=sum(1 for task in self._session.tasks if task.is_alive()),
+            cycles=scheduler.n_cycles,
+            mean_cycle_seconds=scheduler.mean_cycle_seconds,
             config=SessionConfigPublic(
                 host=settings.host,
                 port=settings.port,

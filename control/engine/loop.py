@@ -45,6 +45,8 @@ class ControlScheduler(Scheduler):
         self.state: State = "created"
         self.started_at: float | None = None
         self.n_cycles = 0
+        self.last_cycle_seconds: float | None = None
+        self.mean_cycle_seconds: float | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Process runs whose outcome the scheduler itself logged (terminated or reaped).
@@ -93,7 +95,9 @@ class ControlScheduler(Scheduler):
             await self.startup()
             self.state = "running"
             while not self._flag_shutdown.is_set():
+                began = time.perf_counter()
                 await self.run_cycle()
+                self._record_cycle(time.perf_counter() - began)
                 await self._hibernate()
         except BaseException as exc:
             exception = exc
@@ -107,6 +111,12 @@ class ControlScheduler(Scheduler):
             finally:
                 self.is_alive = False
                 self.state = "crashed" if exception is not None else "stopped"
+
+    def _record_cycle(self, seconds: float) -> None:
+        self.last_cycle_seconds = seconds
+        mean = self.mean_cycle_seconds
+        # Exponential average over roughly the last 20 cycles.
+        self.mean_cycle_seconds = seconds if mean is None else mean + (seconds - mean) / 20
 
     async def run_cycle(self) -> None:
         hooker = _Hooker(self.session.hooks.scheduler_cycle)

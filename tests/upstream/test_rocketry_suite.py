@@ -36,7 +36,13 @@ def test_rocketry_suite_passes_under_the_bridge(tmp_path):
             str(tmp_path),
         ],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        # Its command-task tests run `python` and compare its usage text, which names the
+        # interpreter as found on PATH: that must be this one, not a shim that execs a path.
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+        },
         capture_output=True,
         text=True,
         timeout=900,

@@ -1,0 +1,135 @@
+"""Shared pieces of the benchmarks: a real service process, seeded data, timing and percentiles."""
+
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import control  # noqa: E402, F401  (the pydantic bridge, before the store imports redbird)
+from control.logstores.sql import metadata, task_log  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.2f}"
+
+
+def seed(database: Path, *, tasks: int, records_per_task: int = 1, action_cycle=("run", "success")) -> None:
+    """Give each bench task a recent history, so ``every 1 hour`` is not due at start."""
+    engine = sa.create_engine(f"sqlite:///{database}")
+    metadata.create_all(engine)
+    now = time.time()
+    batch = []
+    with engine.begin() as conn:
+        for i in range(tasks):
+            for j in range(records_per_task):
+                action = action_cycle[j % len(action_cycle)]
+                created = now - 60 - (records_per_task - j) * 0.001
+                batch.append({"task_name": f"t{i:05d}", "action": action, "created": created,
+                              "run_id": f"{i}-{j // 2}", "start": created, "message": "seeded"})
+                if len(batch) >= 50_000:
+                    conn.execute(task_log.insert(), batch)
+                    batch.clear()
+        if batch:
+            conn.execute(task_log.insert(), batch)
+    engine.dispose()
+
+
+class Service:
+    """``python main.py`` with the bench tasks; stopped with SIGTERM (killed if need be)."""
+
+    def __init__(self, workdir: Path, *, tasks: int, condition: str = "every 1 hour", env=None):
+        self.port = free_port()
+        self.database = workdir / f"bench-{tasks}.db"
+        self.mark_file = workdir / "marks.txt"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "SCHEDULER_TASK_PACKAGES": '["bench.bench_tasks"]',
+            "SCHEDULER_LOG_LEVEL": "warning",
+            "BENCH_TASKS": str(tasks),
+            "BENCH_CONDITION": condition,
+            "BENCH_MARK_FILE": str(self.mark_file),
+            **(env or {}),
+        }
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        self.process = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "main.py", "--port", str(self.port), "--database", str(self.database)],
+            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited with {self.process.returncode}")
+            try:
+                if self.client.get("/health").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("service did not become healthy")
+
+    def __exit__(self, *exc):
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    @property
+    def ps(self) -> psutil.Process:
+        return psutil.Process(self.process.pid)
+
+    def rss_mib(self) -> float:
+        return self.ps.memory_info().rss / 2**20
+
+    def cpu_percent(self, seconds: float) -> float:
+        """CPU of the service process over ``seconds``, in % of one core."""
+        ps = self.ps
+        before = ps.cpu_times()
+        time.sleep(seconds)
+        after = ps.cpu_times()
+        return 100 * ((after.user - before.user) + (after.system - before.system)) / seconds
+
+    def latencies(self, path: str, n: int, *, spread: float = 0.02) -> list[float]:
+        """``n`` timed GETs, each after a random pause, so waiting behind a cycle is counted."""
+        values = []
+        for _ in range(n):
+            time.sleep(random.uniform(0, spread))
+            began = time.perf_counter()
+            response = self.client.get(path)
+            values.append(time.perf_counter() - began)
+            response.raise_for_status()
+        return values
+
+
+def summary(values: list[float]) -> str:
+    return f"p50 {ms(statistics.median(values))} ms, p99 {ms(percentile(values, 99))} ms"
