@@ -47,8 +47,16 @@ def seed(database: Path, *, tasks: int, records_per_task: int = 1, action_cycle=
             for j in range(records_per_task):
                 action = action_cycle[j % len(action_cycle)]
                 created = now - 60 - (records_per_task - j) * 0.001
-                batch.append({"task_name": f"t{i:05d}", "action": action, "created": created,
-                              "run_id": f"{i}-{j // 2}", "start": created, "message": "seeded"})
+                batch.append(
+                    {
+                        "task_name": f"t{i:05d}",
+                        "action": action,
+                        "created": created,
+                        "run_id": f"{i}-{j // 2}",
+                        "start": created,
+                        "message": "seeded",
+                    }
+                )
                 if len(batch) >= 50_000:
                     conn.execute(task_log.insert(), batch)
                     batch.clear()
@@ -80,7 +88,10 @@ class Service:
     def __enter__(self):
         self.process = subprocess.Popen(
             [sys.executable, "main.py", "--port", str(self.port), "--database", str(self.database)],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:

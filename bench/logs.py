@@ -43,7 +43,8 @@ def main() -> None:
                 body = service.client.get(f"/logs?task={task}&limit=100&cursor={body['next_cursor']}").json()
                 pages += 1
             print(f"paged {pages} pages of {task} with the cursor")
-            print(f"service RSS: {rss_start:.0f} MiB after start, {service.rss_mib():.0f} MiB after the queries")
+            rss_end = service.rss_mib()
+            print(f"service RSS: {rss_start:.0f} MiB after start, {rss_end:.0f} MiB after the queries")
 
 
 if __name__ == "__main__":

@@ -51,8 +51,11 @@ def main() -> None:
             with Service(Path(tmp), tasks=tasks) as service:
                 for execution in args.executions:
                     values = measure(service, f"mark_{execution}", args.runs)
-                    print(f"| {tasks} | {execution} | {ms(statistics.median(values))} "
-                          f"| {ms(percentile(values, 95))} | {ms(max(values))} |", flush=True)
+                    print(
+                        f"| {tasks} | {execution} | {ms(statistics.median(values))} "
+                        f"| {ms(percentile(values, 95))} | {ms(max(values))} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

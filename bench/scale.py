@@ -35,8 +35,11 @@ def main() -> None:
                 health = service.latencies("/health", args.samples)
                 one = service.latencies("/tasks/t00000", args.samples)
                 listing = service.latencies("/tasks", max(20, args.samples // 5))
-                print(f"| {tasks} | {cycle * 1000:.2f} | {cpu:.1f} | {service.rss_mib():.0f} "
-                      f"| {summary(health)} | {summary(one)} | {summary(listing)} |", flush=True)
+                print(
+                    f"| {tasks} | {cycle * 1000:.2f} | {cpu:.1f} | {service.rss_mib():.0f} "
+                    f"| {summary(health)} | {summary(one)} | {summary(listing)} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
