@@ -94,13 +94,13 @@ class SchedulerService:
                 raise InvalidInputError("a lambda cannot run in a process", field="execution")
         for field, value in values.items():
             setattr(task, field, value)
-        self._scheduler.wake()
+        self._scheduler.touch(task)
         return self._public(task)
 
     def set_disabled(self, name: str, disabled: bool) -> TaskPublic:
         task = self._task(name)
         task.disabled = disabled
-        self._scheduler.wake()
+        self._scheduler.touch(task)
         return self._public(task)
 
     def run_task(self, name: str, parameters: dict[str, Any] | None = None) -> ActionAccepted:
@@ -112,7 +112,7 @@ class SchedulerService:
         if task.batches:
             raise TaskStateError(f"Task '{name}' already has a run waiting to start")
         task.run(parameters)
-        self._scheduler.wake()
+        self._scheduler.touch(task)
         return ActionAccepted(task=name, action="run", detail="run requested")
 
     def _allows_overlap(self, task: Task) -> bool:

@@ -1,17 +1,30 @@
-"""ControlScheduler: Rocketry's scheduler loop, made safe to share an event loop with the API."""
+"""ControlScheduler: Rocketry's scheduler loop, made to share an event loop with the API and to scale.
+
+Rocketry's own loop sleeps ``cycle_sleep`` and then checks every task's start condition
+in one pass that never yields. This one checks only the tasks that are due (see
+``planner``), wakes at once on events (a run request, an edit, a record, a task process
+writing to the queue), yields to the API every few milliseconds, and never waits on a
+task process or the database on the event loop. What it decides is Rocketry's: a due task
+is checked with Rocketry's own ``Task.is_runnable``.
+"""
 
 from __future__ import annotations
 
+from control.engine.planner import Planner, Verdict, order_key
+
 import asyncio
+import heapq
 import logging
 import multiprocessing
 import signal
+import threading
 import time
 import weakref
 from queue import Empty
 from typing import Literal
 
 from rocketry.core import Scheduler, Task
+from rocketry.core.condition import AlwaysFalse
 from rocketry.core.hook import _Hooker
 from rocketry.core.task import TaskRun
 from rocketry.exc import SchedulerExit, SchedulerRestart
@@ -21,22 +34,38 @@ logger = logging.getLogger(__name__)
 State = Literal["created", "starting", "running", "stopping", "stopped", "crashed"]
 
 _PROCESS_GRACE = 3.0  # seconds a terminated task process gets before it is killed
+_SLICE = 0.004  # longest stretch of scheduler work before the API gets the loop back
+_IDLE_SLEEP = 1.0  # longest sleep when nothing is due: keeps cycle hooks and clock jumps in check
+_SETTLE = 0.05  # a record logged from a task's thread is looked at again after this
 
 
 class TaskProcessDiedError(RuntimeError):
     """A task's process ended (killed, ``os._exit``) before it reported success or failure."""
 
 
-class ControlScheduler(Scheduler):
-    """Runs a session's tasks like Rocketry's own loop, with these differences:
+class _RecordListener(logging.Handler):
+    """Tells the planner about every task record, whichever thread or process logged it."""
 
-    - it can be woken at once (run now, enable, edits) instead of waiting for the next cycle;
+    def __init__(self, scheduler: ControlScheduler):
+        super().__init__()
+        self._scheduler = scheduler
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name = getattr(record, "task_name", None)
+        if name is not None:
+            self._scheduler.note_record(name)
+
+
+class ControlScheduler(Scheduler):
+    """Runs a session's tasks. Differences from Rocketry's loop, besides the above:
+
     - a stop requested before or during start-up is kept (Rocketry's ``serve`` clears it);
-    - nothing a task or a condition does can end the loop; a log record of a task that no
+    - nothing a task or a condition does can end the loop; a record of a task that no
       longer exists is still stored;
-    - a task process that dies without reporting (killed, ``os._exit``) is logged as failed
-      instead of staying "running"; a terminated process that ignores SIGTERM is killed;
-    - a stop terminates running tasks and waits for them at most ``shutdown_timeout``.
+    - a task process that dies without reporting (killed, ``os._exit``) is logged as
+      failed instead of staying "running"; a process that ignores SIGTERM is killed;
+    - a stop terminates running tasks and waits for them at most ``shutdown_timeout``;
+    - state is restored at start with one query instead of six per task.
     """
 
     def __init__(self, session, *, shutdown_timeout: float = 7.0):
@@ -47,49 +76,70 @@ class ControlScheduler(Scheduler):
         self.n_cycles = 0
         self.last_cycle_seconds: float | None = None
         self.mean_cycle_seconds: float | None = None
+        self.planner = Planner(session, poll_interval=session.config.cycle_sleep)
+        self.abandoned: list[str] = []
+        self._active: dict[str, Task] = {}  # tasks with runs on their stack
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._listener = _RecordListener(self)
         # Process runs whose outcome the scheduler itself logged (terminated or reaped).
         self._settled_runs: weakref.WeakValueDictionary[int, TaskRun] = weakref.WeakValueDictionary()
-        self.abandoned: list[str] = []
 
-    # -- control -----------------------------------------------------------------------
+    # -- control (any thread) ----------------------------------------------------------
 
     @property
     def is_ready(self) -> bool:
         return self.state == "running"
 
     def wake(self) -> None:
-        """Start the next cycle now (safe from any thread)."""
+        """Start the next cycle now."""
         if self._wake is None or self._loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._wake.set()
             return
         try:
             self._loop.call_soon_threadsafe(self._wake.set)
         except RuntimeError:  # the loop is closed
             pass
 
+    def touch(self, task: Task) -> None:
+        """Check ``task`` at once: it was edited, enabled, or asked to run (event loop only)."""
+        self.planner.touch(task.name)
+        self.wake()
+
+    def note_record(self, name: str) -> None:
+        self.planner.note(name)
+        loop = self._loop
+        if loop is not None and threading.get_ident() != self._loop_thread:
+            # Logged from a task's own thread, which sets the task's cached times and
+            # status just after logging: look again once it surely has.
+            try:
+                loop.call_soon_threadsafe(loop.call_later, _SETTLE, self.note_record, name)
+            except RuntimeError:
+                pass
+        self.wake()
+
     def request_stop(self) -> None:
         """Ask the loop to end; running tasks are then terminated."""
         self._flag_shutdown.set()
         self.wake()
 
-    async def _hibernate(self) -> None:
-        assert self._wake is not None
-        try:
-            await asyncio.wait_for(self._wake.wait(), self.session.config.cycle_sleep)
-        except TimeoutError:
-            pass
-        self._wake.clear()
-
     # -- the loop ----------------------------------------------------------------------
 
     async def serve(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._wake = asyncio.Event()
         self._flag_enabled.set()
         self.is_alive = True
         self.state = "starting"
         self.started_at = time.time()
+        task_logger = logging.getLogger(self.session.config.task_logger_basename)
+        task_logger.addHandler(self._listener)
+        reader = self._log_queue._reader.fileno()
+        self._loop.add_reader(reader, self._wake.set)  # a task process wrote a record
         exception: BaseException | None = None
         try:
             await self.startup()
@@ -109,6 +159,8 @@ class ControlScheduler(Scheduler):
             try:
                 await self.shut_down(exception=exception)
             finally:
+                self._loop.remove_reader(reader)
+                task_logger.removeHandler(self._listener)
                 self.is_alive = False
                 self.state = "crashed" if exception is not None else "stopped"
 
@@ -118,30 +170,82 @@ class ControlScheduler(Scheduler):
         # Exponential average over roughly the last 20 cycles.
         self.mean_cycle_seconds = seconds if mean is None else mean + (seconds - mean) / 20
 
+    async def _hibernate(self) -> None:
+        assert self._wake is not None
+        delay = min(self.planner.next_due() - self.session.get_time(), _IDLE_SLEEP)
+        if self._active:
+            delay = min(delay, self.session.config.cycle_sleep)  # timeouts, end conditions
+        if delay > 0 and not self._wake.is_set():
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass
+        self._wake.clear()
+
     async def run_cycle(self) -> None:
+        """Check the due tasks in Rocketry's order (higher priority first), start those
+        whose condition holds, then look after the running ones."""
         hooker = _Hooker(self.session.hooks.scheduler_cycle)
         hooker.prerun(scheduler=self)
+        self.planner.sync()
         self.handle_logs()
-        for task in self.tasks:
-            self._reap_processes(task)
-            task._clean_run_stack()
-            if task.on_startup or task.on_shutdown:
+        now = self.session.get_time()
+        pending = [(order_key(task), task) for task in self.planner.take_due(now)]
+        heapq.heapify(pending)
+        queued = {task.name for _, task in pending}
+        checked: set[str] = set()
+        slice_began = time.perf_counter()
+        while pending:
+            key, task = heapq.heappop(pending)
+            if task.name in checked:
                 continue
-            if self._flag_enabled.is_set() and self.is_task_runnable(task):
-                await self.run_task(task)
-                task.force_run = False
-            await self.check_termination(task)
+            checked.add(task.name)
+            verdict = await self._check(task)
+            self.planner.plan(task, now=now, verdict=verdict)
+            if verdict == "ran":
+                # Tasks its start makes due are checked in this pass if Rocketry would
+                # reach them after it, as its own pass would; the others in the next one.
+                for touched in self.planner.take_due(now):
+                    later = order_key(touched)
+                    if touched.name not in checked and touched.name not in queued and later > key:
+                        heapq.heappush(pending, (later, touched))
+                        queued.add(touched.name)
+                    elif touched.name not in queued or touched.name in checked:
+                        self.planner.touch(touched.name, now)
+            if time.perf_counter() - slice_began > _SLICE:
+                await asyncio.sleep(0)
+                slice_began = time.perf_counter()
+        await self._supervise()
         self.handle_logs()
         hooker.postrun()
         self.n_cycles += 1
 
-    def is_task_runnable(self, task: Task) -> bool:
+    async def _check(self, task: Task) -> Verdict:
+        if task.on_startup or task.on_shutdown:
+            return "not_due"
+        if not self._flag_enabled.is_set():
+            return "on_hold"
+        execution = task.get_execution()
+        if execution == "process" and not self.has_free_processors():
+            return "no_capacity"
+        if execution in ("thread", "async", "process") and task.is_alive() and not self._multilaunch(task):
+            return "running"
+        if not self.check_task_cond(task):
+            return "not_due"
+        await self.run_task(task)
+        task.force_run = False
+        if task._run_stack:
+            self._active[task.name] = task
+        return "ran"
+
+    def _multilaunch(self, task: Task) -> bool:
+        return bool(task.multilaunch if task.multilaunch is not None else self.session.config.multilaunch)
+
+    def check_task_cond(self, task: Task) -> bool:
         try:
-            return super().is_task_runnable(task)
+            return bool(task.is_runnable())
         except Exception:
-            # check_task_cond already logged it when conditions are silenced; this
-            # covers the checks made around it.
-            logger.exception("Checking whether task %r can run failed", task.name)
+            logger.exception("Condition of task %r failed", task.name)
             return False
 
     async def run_task(self, task: Task, *args, **kwargs) -> None:
@@ -163,7 +267,8 @@ class ControlScheduler(Scheduler):
         it runs (up to 10 s, forever for a child that dies first). Here the run is on the
         task's run stack at once, so the task counts as running; the child's records
         arrive through the queue like any other, and ``_reap_processes`` covers a child
-        that dies before it reports.
+        that dies before it reports. The fork happens on the event loop's thread, which
+        lives as long as the service: the child's parent-death signal is tied to it.
         """
         session = self.session
         run = TaskRun(start=session.get_time(), task=None)
@@ -194,7 +299,20 @@ class ControlScheduler(Scheduler):
             raise
         task._run_stack.append(run)
 
-    # -- termination -------------------------------------------------------------------
+    # -- running tasks -----------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        """Reap, time out and terminate the runs of running tasks; a task whose runs all
+        ended is an event for the planner."""
+        for task in list(self._active.values()):
+            self._reap_processes(task)
+            task._clean_run_stack()
+            await self.check_termination(task)
+            task._clean_run_stack()
+            if not task._run_stack:
+                del self._active[task.name]
+                self.planner.note(task.name)
+                self.wake()
 
     async def check_termination(self, task: Task) -> None:
         """Terminate the runs of ``task`` that were asked to stop, met their end
@@ -240,10 +358,20 @@ class ControlScheduler(Scheduler):
             run.event_terminate.set()
 
     async def terminate_all(self, reason: str | None = None) -> None:
-        for task in self.tasks:
+        for task in list(self._running_tasks()):
             for run in list(task._run_stack):
                 if run.is_alive():
                     await self._terminate_run(task, run, reason or "scheduler stopped")
+
+    def _running_tasks(self):
+        return (task for task in self.session.tasks if task._run_stack)
+
+    def count_process_tasks_alive(self) -> int:
+        return sum(task.count_processes_taken() for task in self._active.values())
+
+    @property
+    def n_alive(self) -> int:
+        return sum(task.n_alive for task in self._running_tasks())
 
     def _reap_processes(self, task: Task) -> None:
         """Log a failure for task processes that ended without reporting an outcome."""
@@ -253,6 +381,7 @@ class ControlScheduler(Scheduler):
             code = run.task.exitcode
             if code == 0 or code is None:
                 continue  # the process logged its own outcome before exiting
+            self.handle_logs()  # its last records may still be in the queue
             self._settled_runs[id(run)] = run
             if task._last_run is None or task._last_run < run.start:
                 self._log(task, "log_running", run)  # the child died before it said so
@@ -298,10 +427,56 @@ class ControlScheduler(Scheduler):
     # -- start and stop ----------------------------------------------------------------
 
     async def startup(self) -> None:
+        hooker = _Hooker(self.session.hooks.scheduler_startup)
+        hooker.prerun(scheduler=self)
+        self.n_cycles = 0
+        self.startup_time = self.session._get_datetime_now()
         try:
-            await super().startup()
+            await self._restore()
         except Exception:
-            logger.exception("Scheduler start-up hooks failed")
+            logger.exception("Restoring the tasks' state from the log failed")
+        for task in sorted(self.session.tasks, key=order_key):
+            if task.on_startup:
+                if not task.disabled and isinstance(task.start_cond, AlwaysFalse):
+                    task.run()
+                if await self._check_startup_task(task):
+                    self._active[task.name] = task
+        hooker.postrun()
+        self.logger.info("Startup complete.")
+
+    async def _check_startup_task(self, task: Task) -> bool:
+        try:
+            if self.is_task_runnable(task):
+                await self.run_task(task)
+        except Exception:
+            logger.exception("Start-up task %r failed", task.name)
+        return bool(task._run_stack)
+
+    async def _restore(self) -> None:
+        """Each task's last run/success/fail... from the log, as Rocketry's ``set_cached``
+        does, and a ``crash`` record for a task whose last record is ``run``."""
+        repo = self.session.get_repo()
+        latest_actions = getattr(repo, "latest_actions", None)
+        if latest_actions is None:
+            for task in list(self.session.tasks):
+                self._log(task, "set_cached")
+                await asyncio.sleep(0)
+            return
+        latest = await asyncio.to_thread(latest_actions)
+        slice_began = time.perf_counter()
+        for task in list(self.session.tasks):
+            times = latest.get(task.name, {})
+            for action in ("run", "success", "fail", "terminate", "inaction", "crash"):
+                setattr(task, f"_last_{action}", times.get(action))
+            if times:
+                status = max(times, key=times.get)
+                if status == "run":
+                    self._log(task, "log_crash")
+                else:
+                    task.status = status
+            if time.perf_counter() - slice_began > _SLICE:
+                await asyncio.sleep(0)
+                slice_began = time.perf_counter()
 
     async def shut_down(self, traceback=None, exception=None) -> None:
         hooker = _Hooker(self.session.hooks.scheduler_shutdown)
@@ -323,9 +498,9 @@ class ControlScheduler(Scheduler):
         while self.n_alive and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
             self.handle_logs()
-            for task in self.tasks:
+            for task in self._running_tasks():
                 self._reap_processes(task)
-        for task in self.tasks:
+        for task in self._running_tasks():
             for run in task._run_stack:
                 if run.is_alive():
                     self.abandoned.append(task.name)

@@ -15,15 +15,18 @@ class TaskSet(set):
     def __init__(self):
         super().__init__()
         self.by_name: dict[str, Task] = {}
+        self.version = 0  # changes whenever a task is added or removed
 
     def add(self, task: Task) -> None:
         super().add(task)
         self.by_name[task.name] = task
+        self.version += 1
 
     def remove(self, task: Task) -> None:
         super().remove(task)
         if self.by_name.get(task.name) is task:
             del self.by_name[task.name]
+        self.version += 1
 
     def discard(self, task: Task) -> None:
         if task in self:
@@ -32,6 +35,7 @@ class TaskSet(set):
     def clear(self) -> None:
         super().clear()
         self.by_name.clear()
+        self.version += 1
 
     def find(self, name: str) -> Task | None:
         task = self.by_name.get(name)

@@ -153,6 +153,11 @@ class LogStore(TemplateRepo):
         """Records matching ``query``, newest first, and where the next page starts."""
 
     @abstractmethod
+    def latest_actions(self) -> dict[str, dict[str, float]]:
+        """For every task, the time of its newest record of each action (one query, so a
+        scheduler with thousands of tasks restores their state quickly)."""
+
+    @abstractmethod
     def flush(self, timeout: float) -> bool:
         """Wait until every record accepted so far is durable; False on timeout."""
 

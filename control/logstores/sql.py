@@ -326,6 +326,21 @@ class SQLLogStore(LogStore):
         cursor = LogCursor(created=entries[-1].created, id=entries[-1].id) if more else None
         return LogPage(entries=entries, next_cursor=cursor)
 
+    def latest_actions(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            pending = list(self._pending)
+        t = task_log.c
+        stmt = sa.select(t.task_name, t.action, sa.func.max(t.created)).group_by(t.task_name, t.action)
+        latest: dict[str, dict[str, float]] = {}
+        with self._engine.connect() as conn:
+            for name, action, created in conn.execute(stmt):
+                latest.setdefault(name, {})[action] = created
+        for entry in pending:
+            actions = latest.setdefault(entry.task_name, {})
+            if entry.created > actions.get(entry.action, -1.0):
+                actions[entry.action] = entry.created
+        return latest
+
     # -- reading: the redbird interface Rocketry uses ----------------------------------
 
     def _where(self, query: dict) -> list[sa.ColumnElement]:
