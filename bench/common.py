@@ -36,8 +36,9 @@ def ms(value: float) -> str:
     return f"{value * 1000:.2f}"
 
 
-def seed(database: Path, *, tasks: int, records_per_task: int = 1, action_cycle=("run", "success")) -> None:
-    """Give each bench task a recent history, so ``every 1 hour`` is not due at start."""
+def seed(database: Path, *, tasks: int, records_per_task: int = 2, action_cycle=("run", "success")) -> None:
+    """Give each bench task a recent history (a run and its success, repeated), so
+    ``every 1 hour`` is not due at start."""
     engine = sa.create_engine(f"sqlite:///{database}")
     metadata.create_all(engine)
     now = time.time()

@@ -9,6 +9,7 @@ after random pauses, so time spent waiting behind a scheduler pass is counted.
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 from common import Service, seed, summary
@@ -20,23 +21,37 @@ def main() -> None:
     parser.add_argument("--condition", default="every 1 hour")
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--cpu-seconds", type=float, default=10.0)
+    parser.add_argument("--settle", type=float, default=5.0)
     args = parser.parse_args()
     print(f"condition: {args.condition!r}")
-    print("| tasks | cycle ms | idle CPU % | RSS MiB | GET /health | GET /tasks/{name} | GET /tasks |")
-    print("|---|---|---|---|---|---|---|")
+    columns = [
+        "tasks",
+        "cycle ms",
+        "cycles/s",
+        "idle CPU %",
+        "RSS MiB",
+        "GET /health",
+        "GET /tasks/{name}",
+        "GET /tasks",
+    ]
+    print("| " + " | ".join(columns) + " |")
+    print("|---|---|---|---|---|---|---|---|")
     for tasks in args.tasks:
         with tempfile.TemporaryDirectory() as tmp:
             seed(Path(tmp) / f"bench-{tasks}.db", tasks=tasks)
             with Service(Path(tmp), tasks=tasks, condition=args.condition) as service:
                 service.latencies("/health", 20)  # warm up
+                time.sleep(args.settle)  # let start-up work (restoring, first checks) pass
+                before = service.client.get("/session").json()["cycles"]
                 cpu = service.cpu_percent(args.cpu_seconds)
                 session = service.client.get("/session").json()
                 cycle = session["mean_cycle_seconds"] or 0.0
+                rate = (session["cycles"] - before) / args.cpu_seconds
                 health = service.latencies("/health", args.samples)
                 one = service.latencies("/tasks/t00000", args.samples)
                 listing = service.latencies("/tasks", max(20, args.samples // 5))
                 print(
-                    f"| {tasks} | {cycle * 1000:.2f} | {cpu:.1f} | {service.rss_mib():.0f} "
+                    f"| {tasks} | {cycle * 1000:.2f} | {rate:.1f} | {cpu:.1f} | {service.rss_mib():.0f} "
                     f"| {summary(health)} | {summary(one)} | {summary(listing)} |",
                     flush=True,
                 )

@@ -151,3 +151,26 @@ def _cron(period: Cron) -> str:
     return " ".join(
         str(getattr(period, part)) for part in ("minute", "hour", "day_of_month", "month", "day_of_week")
     )
+
+
+class ConditionTexts:
+    """``condition_text`` with a memory: working out the text of a condition built in code
+    means parsing candidates, which is too slow to repeat for every task listing."""
+
+    def __init__(self, session, *, size: int = 10_000):
+        self._session = session
+        self._size = size
+        self._texts: dict[int, tuple[BaseCondition, str]] = {}
+
+    def __call__(self, condition: BaseCondition) -> str:
+        text = getattr(condition, "_str", None)
+        if isinstance(text, str):
+            return text
+        known = self._texts.get(id(condition))
+        if known is not None and known[0] is condition:
+            return known[1]
+        if len(self._texts) >= self._size:
+            self._texts.clear()
+        text = condition_text(condition, session=self._session)
+        self._texts[id(condition)] = (condition, text)
+        return text

@@ -105,7 +105,7 @@ class SessionPublic(BaseModel):
     task_count: int
     running_count: int
     cycles: int = Field(description="Passes the scheduler made over the tasks")
-    mean_cycle_seconds: float | None = Field(description="Average time of a recent pass")
+    mean_cycle_seconds: float | None = Field(description="Average time of the passes of the last 10 s")
     config: SessionConfigPublic
 
 

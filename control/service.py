@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control.conditions import condition_text, parse_condition
+from control.conditions import ConditionTexts, parse_condition
 from control.errors import InvalidInputError, InvalidParametersError, TaskNotFoundError, TaskStateError
 from control.logstores.base import LogPage, LogQuery, LogStore
 from control.logstores.url import redacted
@@ -22,6 +22,7 @@ import inspect
 import time
 from typing import Any
 
+from pydantic import TypeAdapter
 from rocketry import Rocketry
 from rocketry.core import Task
 from rocketry.tasks import FuncTask
@@ -44,6 +45,8 @@ class SchedulerService:
         self._scheduler = app.session.scheduler
         self._store = store
         self._settings = settings
+        self._texts = ConditionTexts(app.session)
+        self._views: dict[str, tuple[tuple, bytes, tuple]] = {}
 
     # -- tasks -------------------------------------------------------------------------
 
@@ -54,12 +57,11 @@ class SchedulerService:
             raise TaskNotFoundError(name) from None
 
     def _public(self, task: Task) -> TaskPublic:
-        session = self._session
         return TaskPublic(
             name=task.name,
             description=task.description,
-            start_cond=condition_text(task.start_cond, session=session),
-            end_cond=condition_text(task.end_cond, session=session),
+            start_cond=self._texts(task.start_cond),
+            end_cond=self._texts(task.end_cond),
             execution=task.get_execution(),
             priority=task.priority,
             timeout=task.timeout.total_seconds() if task.timeout is not None else None,
@@ -75,6 +77,39 @@ class SchedulerService:
 
     def list_tasks(self) -> list[TaskPublic]:
         return [self._public(task) for task in sorted(self._session.tasks, key=lambda t: t.name)]
+
+    def list_tasks_json(self) -> bytes:
+        """``TaskList`` as JSON. Each task's JSON is kept until one of the values it shows
+        changes, so listing thousands of tasks costs a tuple comparison per task."""
+        views = {}
+        previous = self._views
+        for task in self._session.tasks:
+            start, end = task.start_cond, task.end_cond
+            # Conditions by identity (an edit assigns a new object); the objects are kept
+            # with the view so that their ids cannot be reused meanwhile.
+            key = (
+                task.status,
+                bool(task._run_stack) and task.is_alive(),
+                task._last_run,
+                task._last_success,
+                task._last_fail,
+                task._last_terminate,
+                task._last_crash,
+                task.disabled,
+                task.priority,
+                task.execution,
+                task.timeout,
+                task.description,
+                id(start),
+                id(end),
+            )
+            cached = previous.get(task.name)
+            if cached is None or cached[0] != key:
+                cached = (key, _TASK_JSON.dump_json(self._public(task)), (start, end))
+            views[task.name] = cached
+        self._views = views
+        body = b",".join(views[name][1] for name in sorted(views))
+        return b'{"data":[' + body + b'],"count":' + str(len(views)).encode() + b"}"
 
     def get_task(self, name: str) -> TaskPublic:
         return self._public(self._task(name))
@@ -182,6 +217,9 @@ class SchedulerService:
                 status=store.status, pending=store.pending, lost=store.lost, last_error=store.last_error
             ),
         )
+
+
+_TASK_JSON = TypeAdapter(TaskPublic)
 
 
 def _check_parameters(task: Task, parameters: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 import weakref
+from collections import deque
 from queue import Empty
 from typing import Literal
 
@@ -75,7 +76,7 @@ class ControlScheduler(Scheduler):
         self.started_at: float | None = None
         self.n_cycles = 0
         self.last_cycle_seconds: float | None = None
-        self.mean_cycle_seconds: float | None = None
+        self._recent_cycles: deque[tuple[float, float]] = deque(maxlen=1000)
         self.planner = Planner(session, poll_interval=session.config.cycle_sleep)
         self.abandoned: list[str] = []
         self._active: dict[str, Task] = {}  # tasks with runs on their stack
@@ -166,9 +167,16 @@ class ControlScheduler(Scheduler):
 
     def _record_cycle(self, seconds: float) -> None:
         self.last_cycle_seconds = seconds
-        mean = self.mean_cycle_seconds
-        # Exponential average over roughly the last 20 cycles.
-        self.mean_cycle_seconds = seconds if mean is None else mean + (seconds - mean) / 20
+        self._recent_cycles.append((time.monotonic(), seconds))
+
+    @property
+    def mean_cycle_seconds(self) -> float | None:
+        """Average duration of the cycles of the last 10 seconds."""
+        since = time.monotonic() - 10.0
+        recent = [seconds for at, seconds in self._recent_cycles if at >= since]
+        if not recent:
+            return self.last_cycle_seconds
+        return sum(recent) / len(recent)
 
     async def _hibernate(self) -> None:
         assert self._wake is not None

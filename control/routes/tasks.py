@@ -6,7 +6,7 @@ from control.schemas import ActionAccepted, LogList, Message, RunParameters, Tas
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -15,11 +15,11 @@ NOT_FOUND = {404: {"model": Message, "description": "No task has that name"}}
 CONFLICT = {409: {"model": Message, "description": "The task's state does not allow it"}}
 
 
-@router.get("")
-async def list_tasks(service: ServiceDep) -> TaskList:
+@router.get("", response_model=TaskList)
+async def list_tasks(service: ServiceDep) -> Response:
     """List every task with its conditions and latest outcomes."""
-    tasks = service.list_tasks()
-    return TaskList(data=tasks, count=len(tasks))
+    # Rendered by the service, which keeps each task's JSON until it changes.
+    return Response(service.list_tasks_json(), media_type="application/json")
 
 
 @router.get("/{name}", responses=NOT_FOUND)

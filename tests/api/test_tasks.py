@@ -240,3 +240,28 @@ async def test_timeout_terminates_a_run(service):
     await service.client.patch("/tasks/slow_async", json={"timeout": 0.3})
     await service.client.post("/tasks/slow_async/run")
     await wait_status(service, "slow_async", "terminate")
+
+
+async def test_list_follows_every_change(service):
+    def listed(body, name):
+        return next(task for task in body["data"] if task["name"] == name)
+
+    first = (await service.client.get("/tasks")).json()
+    assert listed(first, "quick")["status"] is None
+    await service.client.post("/tasks/quick/run")
+    await wait_status(service, "quick", "success")
+    await service.client.patch("/tasks/quick", json={"end_cond": "every 2 hours", "priority": 3})
+    await service.client.post("/tasks/quick/disable")
+    await service.client.post("/tasks/slow_async/run")
+    await wait_status(service, "slow_async", "run")
+    body = (await service.client.get("/tasks")).json()
+    quick = listed(body, "quick")
+    assert (quick["status"], quick["end_cond"], quick["priority"], quick["disabled"]) == (
+        "success",
+        "every 2 hours",
+        3,
+        True,
+    )
+    assert quick["last_success"] is not None
+    assert listed(body, "slow_async")["is_running"] is True
+    assert body["data"] == [(await service.client.get(f"/tasks/{t['name']}")).json() for t in body["data"]]
