@@ -33,8 +33,13 @@ from rocketry.conditions.task.utils import DependMixin, TaskStatusMixin
 from rocketry.core.condition import AlwaysFalse, AlwaysTrue, BaseCondition
 from rocketry.core.condition.base import All, Any, Not
 from rocketry.core.time.base import TimeDelta, TimePeriod
+from rocketry.time import TimeOfDay, TimeOfHour, TimeOfMinute, TimeOfSecond
 
 INF = math.inf
+_INSTANT = 1e-6  # Rocketry's times have microsecond resolution
+_RESOLUTION = datetime.timedelta(microseconds=1)
+# Periods whose intervals repeat with a fixed length, where Rocketry's arithmetic holds.
+_EXACT_SCOPES = (TimeOfSecond, TimeOfMinute, TimeOfHour, TimeOfDay)
 
 _EXECUTABLE_ACTIONS = ("success", "inaction", "fail", "terminate")
 _STATUS_CLASSES = (TaskStarted, TaskSucceeded, TaskFailed, TaskFinished, TaskTerminated, TaskInacted)
@@ -125,15 +130,28 @@ def _aging(period: TimeDelta, subject, actions, now: float) -> float:
     if not leaving:
         return INF
     # At exactly record + past Rocketry still counts the record; it leaves right after.
-    return max(min(leaving), math.nextafter(now, INF))
+    return max(min(leaving), now + _INSTANT)
 
 
 def _boundary(period: TimePeriod, session, now: float) -> float:
     """The next start or end of one of ``period``'s intervals after ``now``."""
     try:
         current = session._format_timestamp(now)
+        # Exactly at a boundary, Rocketry still sees the interval that just ended (its
+        # spans are rolled back from now); the value changes an instant later.
+        before = period.rollforward(current - _RESOLUTION)
+        if current in (before.left, before.right):
+            return now + _INSTANT
         interval = period.rollforward(current)
         moment = interval.left if interval.left > current else interval.right
+        if not isinstance(period, _EXACT_SCOPES):
+            # Rocketry's forward arithmetic assumes 31-day months (``monthly`` rolls from
+            # 1 February to 4 March), while its own checks roll back correctly. Checking
+            # again each midnight bounds such an error to the day it would start in.
+            midnight = (current + datetime.timedelta(days=1)).replace(
+                hour=0, minute=0, second=0, microsecond=0
+            )
+            moment = min(moment, midnight)
         return _epoch(moment, current) if moment > current else now
     except Exception:  # an exotic period: fall back to checking every cycle
         return now
