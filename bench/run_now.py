@@ -7,6 +7,7 @@ The ``mark_*`` tasks write ``time.time()`` as their first statement; the client 
 """
 
 import argparse
+import socket
 import statistics
 import tempfile
 import time
@@ -16,25 +17,50 @@ from common import Service, ms, percentile, seed
 
 
 def measure(service: Service, name: str, runs: int) -> list[float]:
+    """Requests go out on a raw keep-alive socket, built in advance, so the figure starts
+    when the request is sent rather than when an HTTP client begins to build it."""
+    request = (f"POST /tasks/{name}/run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n").encode()
     values = []
-    for _ in range(runs):
-        before = service.mark_file.read_text().count("\n") if service.mark_file.exists() else 0
-        sent = time.time()
-        response = service.client.post(f"/tasks/{name}/run")
-        response.raise_for_status()
-        deadline = time.monotonic() + 30
-        while True:
-            lines = service.mark_file.read_text().splitlines() if service.mark_file.exists() else []
-            if len(lines) > before:
-                values.append(float(lines[-1]) - sent)
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start")
-            time.sleep(0.0002)
-        while service.client.get(f"/tasks/{name}").json()["is_running"]:
-            time.sleep(0.005)
-        time.sleep(0.05)
+    with socket.create_connection(("127.0.0.1", service.port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(runs):
+            before = service.mark_file.read_text().count("\n") if service.mark_file.exists() else 0
+            sent = time.time()
+            sock.sendall(request)
+            _read_response(sock)
+            values.append(_wait_mark(service, name, before, sent))
+            while service.client.get(f"/tasks/{name}").json()["is_running"]:
+                time.sleep(0.005)
+            time.sleep(0.05)
     return values
+
+
+def _read_response(sock: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 202"):
+        raise RuntimeError(head.decode(errors="replace"))
+    length = int(
+        next(
+            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+
+
+def _wait_mark(service: Service, name: str, before: int, sent: float) -> float:
+    """Seconds from ``sent`` to the time the task wrote as its first line."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines = service.mark_file.read_text().splitlines() if service.mark_file.exists() else []
+        if len(lines) > before:
+            return float(lines[-1]) - sent
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.0002)
 
 
 def main() -> None:

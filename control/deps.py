@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 
-def get_service(request: Request) -> SchedulerService:
+async def get_service(request: Request) -> SchedulerService:
+    # async: FastAPI would run a plain function in its thread pool, a thread hop per request.
     return request.app.state.service
 
 

@@ -138,7 +138,7 @@ class SchedulerService:
         self._scheduler.touch(task)
         return self._public(task)
 
-    def run_task(self, name: str, parameters: dict[str, Any] | None = None) -> ActionAccepted:
+    async def run_task(self, name: str, parameters: dict[str, Any] | None = None) -> ActionAccepted:
         task = self._task(name)
         parameters = parameters or {}
         _check_parameters(task, parameters)
@@ -147,7 +147,7 @@ class SchedulerService:
         if task.batches:
             raise TaskStateError(f"Task '{name}' already has a run waiting to start")
         task.run(parameters)
-        self._scheduler.touch(task)
+        await self._scheduler.start_now(task)
         return ActionAccepted(task=name, action="run", detail="run requested")
 
     def _allows_overlap(self, task: Task) -> bool:

@@ -41,7 +41,7 @@ async def run_task(
     parameters: Annotated[RunParameters | None, Body(examples=[{"rows": 10}])] = None,
 ) -> ActionAccepted:
     """Start the task now, optionally with parameters for this run."""
-    return service.run_task(name, parameters)
+    return await service.run_task(name, parameters)
 
 
 @router.post("/{name}/terminate", status_code=status.HTTP_202_ACCEPTED, responses=NOT_FOUND | CONFLICT)

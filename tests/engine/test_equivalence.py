@@ -7,6 +7,8 @@ import pytest
 
 from tests.utils.simulation import Spec, simulate
 
+pytestmark = pytest.mark.slow
+
 D = datetime.datetime
 T = datetime.timedelta
 
