@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Service, ms, percentile, seed
+from common import Service, ms, percentile, read_response, seed
 
 
 def measure(service: Service, name: str, runs: int) -> list[float]:
@@ -27,28 +27,13 @@ def measure(service: Service, name: str, runs: int) -> list[float]:
             before = service.mark_file.read_text().count("\n") if service.mark_file.exists() else 0
             sent = time.time()
             sock.sendall(request)
-            _read_response(sock)
+            if read_response(sock) != 202:
+                raise RuntimeError(f"run request for {name} refused")
             values.append(_wait_mark(service, name, before, sent))
             while service.client.get(f"/tasks/{name}").json()["is_running"]:
                 time.sleep(0.005)
             time.sleep(0.05)
     return values
-
-
-def _read_response(sock: socket.socket) -> None:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 202"):
-        raise RuntimeError(head.decode(errors="replace"))
-    length = int(
-        next(
-            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-        )
-    )
-    while len(body) < length:
-        body += sock.recv(65536)
 
 
 def _wait_mark(service: Service, name: str, before: int, sent: float) -> float:
@@ -67,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, nargs="+", default=[10, 5000])
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--executions", nargs="+", default=["async", "thread", "process"])
     args = parser.parse_args()
     print("| tasks | execution | p50 ms | p95 ms | max ms |")
@@ -75,6 +61,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             seed(Path(tmp) / f"bench-{tasks}.db", tasks=tasks)
             with Service(Path(tmp), tasks=tasks) as service:
+                time.sleep(args.settle)  # let start-up work (the first pass over all tasks) end
                 for execution in args.executions:
                     values = measure(service, f"mark_{execution}", args.runs)
                     print(

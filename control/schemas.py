@@ -104,7 +104,8 @@ class SessionPublic(BaseModel):
     uptime_seconds: float | None
     task_count: int
     running_count: int
-    cycles: int = Field(description="Passes the scheduler made over the tasks")
+    cycles: int = Field(description="Passes the scheduler made over the due tasks")
+    checks: int = Field(description="Start conditions checked so far (only due tasks are checked)")
     mean_cycle_seconds: float | None = Field(description="Average time of the passes of the last 10 s")
     config: SessionConfigPublic
 

@@ -186,6 +186,7 @@ class SchedulerService:
             task_count=len(self._session.tasks),
             running_count=sum(1 for task in self._session.tasks if task.is_alive()),
             cycles=scheduler.n_cycles,
+            checks=scheduler.n_checks,
             mean_cycle_seconds=scheduler.mean_cycle_seconds,
             config=SessionConfigPublic(
                 host=settings.host,

@@ -75,6 +75,7 @@ class ControlScheduler(Scheduler):
         self.state: State = "created"
         self.started_at: float | None = None
         self.n_cycles = 0
+        self.n_checks = 0  # start conditions checked, over the scheduler's life
         self.last_cycle_seconds: float | None = None
         self._recent_cycles: deque[tuple[float, float]] = deque(maxlen=1000)
         self.planner = Planner(session, poll_interval=session.config.cycle_sleep)
@@ -243,6 +244,7 @@ class ControlScheduler(Scheduler):
         self.n_cycles += 1
 
     async def _check(self, task: Task) -> Verdict:
+        self.n_checks += 1
         if task.on_startup or task.on_shutdown:
             return "not_due"
         if not self._flag_enabled.is_set():

@@ -269,18 +269,28 @@ class SQLLogStore(LogStore):
 
     def prune(self, *, now: float) -> int:
         days, per_task, _ = self._retention
-        removed = 0
         t = task_log.c
-        with self._engine.connect() as conn:
-            names = conn.execute(sa.select(t.task_name).distinct()).scalars().all()
-        for name in names:
-            # The newest record of each action of a task is kept whatever its age: it is
-            # what restores the task's last run/success/fail after a restart.
-            keep = sa.select(sa.func.max(t.id)).where(t.task_name == name).group_by(t.action)
-            bounds = []
-            if days:
-                bounds.append(t.created < now - days * 86_400)
-            if per_task:
+        newer = sa.alias(task_log, "newer")
+        # The newest record of each action of a task is kept whatever its age: it is what
+        # restores the task's last run/success/fail after a restart.
+        superseded = (
+            sa.select(newer.c.id)
+            .where(newer.c.task_name == t.task_name, newer.c.action == t.action, newer.c.created > t.created)
+            .exists()
+        )
+        removed = 0
+        if days:
+            removed += self._delete_chunks(sa.and_(t.created < now - days * 86_400, superseded))
+        if per_task:
+            with self._engine.connect() as conn:
+                crowded = (
+                    conn.execute(
+                        sa.select(t.task_name).group_by(t.task_name).having(sa.func.count() > per_task)
+                    )
+                    .scalars()
+                    .all()
+                )
+            for name in crowded:
                 with self._engine.connect() as conn:
                     edge = conn.execute(
                         sa.select(t.created, t.id)
@@ -290,25 +300,24 @@ class SQLLogStore(LogStore):
                         .limit(1)
                     ).first()
                 if edge is not None:
-                    bounds.append(sa.and_(t.created <= edge.created, t.id <= edge.id))
-            if not bounds:
-                continue
-            victims = (
-                sa.select(t.id)
-                .where(t.task_name == name, sa.or_(*bounds), t.id.not_in(keep))
-                .limit(_PRUNE_CHUNK)
-            )
-            while True:
-                with self._engine.begin() as conn:
-                    count = conn.execute(sa.delete(task_log).where(t.id.in_(victims))).rowcount
-                removed += count
-                if count < _PRUNE_CHUNK:
-                    break
+                    removed += self._delete_chunks(
+                        sa.and_(t.task_name == name, t.created <= edge.created, t.id <= edge.id, superseded)
+                    )
         if removed:
             with self._lock:
                 self._health.pruned += removed
             logger.info("pruned %d log records", removed)
         return removed
+
+    def _delete_chunks(self, where: sa.ColumnElement) -> int:
+        victims = sa.select(task_log.c.id).where(where).limit(_PRUNE_CHUNK).scalar_subquery()
+        removed = 0
+        while True:
+            with self._engine.begin() as conn:
+                count = conn.execute(sa.delete(task_log).where(task_log.c.id.in_(victims))).rowcount
+            removed += count
+            if count < _PRUNE_CHUNK:
+                return removed
 
     # -- reading: the API --------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """The scheduler loop's own promises, on a real session running the test tasks."""
 
 import asyncio
+import time
+
+import pytest
 
 from tests.utils.fixtures import make_settings, start_service, stop_service
 from tests.utils.waiting import async_wait_until
@@ -68,3 +71,64 @@ async def test_a_stop_asked_during_start_up_is_kept(tmp_path):
     finally:
         await env2.client.aclose()
         env2.store.close()
+
+
+@pytest.fixture
+async def slow_cycles(tmp_path):
+    """A service whose scheduler would sleep 30 s between cycles if nothing woke it."""
+    env, serving = await start_service(make_settings(tmp_path, cycle_sleep=30))
+    try:
+        yield env
+    finally:
+        await stop_service(env, serving)
+
+
+async def test_dependency_finishing_wakes_its_dependents(slow_cycles):
+    env = slow_cycles
+    await env.client.post("/tasks/upstream/run")
+    await async_wait_until(
+        lambda: env.task("downstream").status == "success",
+        timeout=5,
+        what="downstream to start when upstream succeeded, not 30 s later",
+    )
+
+
+async def test_edit_and_enable_take_effect_at_once(slow_cycles):
+    env = slow_cycles
+    await env.client.post("/tasks/quick/disable")
+    cycles = env.scheduler.n_cycles
+    response = await env.client.patch("/tasks/quick", json={"start_cond": "every 1 hour"})
+    assert response.status_code == 200
+    # The edit wakes the scheduler, which checks the task at once and, disabled, skips it.
+    await async_wait_until(lambda: env.scheduler.n_cycles > cycles, timeout=5, what="a cycle after the edit")
+    assert env.task("quick").status is None
+    await env.client.post("/tasks/quick/enable")
+    await async_wait_until(
+        lambda: env.task("quick").status == "success", timeout=5, what="quick after enable"
+    )
+
+
+async def test_idle_tasks_are_not_checked_again_until_they_can_change(service):
+    await service.client.patch("/tasks/quick", json={"start_cond": "every 1 hour"})
+    await async_wait_until(lambda: service.task("quick").status == "success", what="first run")
+    # Its own records make it due once more; that check plans the next for an hour later.
+    planner = service.scheduler.planner
+    await async_wait_until(lambda: (planner.due_at("quick") or 0) > time.time() + 60, what="quick planned")
+    assert planner.due_at("quick") == pytest.approx(service.task("quick")._last_run + 3600, abs=1e-3)
+    checks = service.scheduler.n_checks
+    cycles = service.scheduler.n_cycles
+    for _ in range(3):
+        service.scheduler.wake()
+        await async_wait_until(lambda c=cycles: service.scheduler.n_cycles > c, what="a cycle")
+        cycles = service.scheduler.n_cycles
+    # Nothing was due (every other test task is on demand): cycles ran, nothing was checked.
+    assert service.scheduler.n_checks == checks
+
+
+async def test_conditions_that_cannot_be_foreseen_are_polled(service):
+    session = service.app.session
+    await service.client.patch("/tasks/quick", json={"start_cond": "env 'go'"})
+    await async_wait_until(lambda: "quick" in service.scheduler.planner.polled, what="quick checked")
+    assert service.task("quick").status is None
+    session.parameters["env"] = "go"  # no event announces this: only polling sees it
+    await async_wait_until(lambda: service.task("quick").status == "success", what="quick once env is 'go'")
