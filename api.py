@@ -1,20 +1,55 @@
-"""The FastAPI application: its routers and error handlers over a ``SchedulerService``."""
+"""The FastAPI application: routers, error handlers and middleware over a ``SchedulerService``."""
 
+from control.audit import SQLAuditStore
+from control.auth import TokenRegistry
 from control.handlers import add_error_handlers
-from control.routes import health, logs, session, tasks
+from control.middleware import AuditMiddleware, BodyLimitMiddleware, SecurityHeadersMiddleware
+from control.routes import audit, auth, health, logs, session, tasks
+from control.schemas import Message
 from control.service import SchedulerService
+from control.settings import Settings
+from control.websessions import WebSessions
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+# Answers any route may give, documented once for all of them.
+COMMON_RESPONSES = {
+    401: {"model": Message, "description": "No valid token"},
+    403: {"model": Message, "description": "The token's role does not allow it, or a CSRF token is missing"},
+    413: {"model": Message, "description": "The request body is too large"},
+}
 
 
-def create_app(service: SchedulerService) -> FastAPI:
+def create_app(
+    service: SchedulerService, *, settings: Settings, tokens: TokenRegistry, audit_store: SQLAuditStore
+) -> FastAPI:
+    docs = settings.docs
     app = FastAPI(
         title="Rocketry control plane",
         summary="Run, watch and change the tasks of a running Rocketry scheduler.",
         version="0.1.0",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.service = service
+    app.state.tokens = tokens
+    app.state.audit = audit_store
+    app.state.web_sessions = WebSessions(ttl_seconds=settings.web_session_hours * 3600)
     add_error_handlers(app)
-    for module in (tasks, logs, session, health):
-        app.include_router(module.router)
+    for module in (tasks, logs, session, audit, auth):
+        app.include_router(module.router, responses=COMMON_RESPONSES)
+    app.include_router(health.router)
+    # Outermost last: audit sees every change, including those refused for size.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-CSRF-Token"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(AuditMiddleware, store=audit_store)
     return app

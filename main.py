@@ -1,6 +1,8 @@
 """Starts the service: settings, log store, scheduler and API, served together until stopped."""
 
 import control  # noqa: F401  (first: puts rocketry on pydantic.v1 before anything imports it)
+from control.audit import SQLAuditStore
+from control.auth import TokenRegistry, check_exposure
 from control.logstores.sql import SQLLogStore
 from control.logstores.url import redacted
 from control.runner import ControlServer, run_service
@@ -16,6 +18,7 @@ import sys
 import threading
 
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import create_app
@@ -33,8 +36,20 @@ def parse_args(argv: list[str] | None) -> dict[str, object]:
     return {key: value for key, value in vars(args).items() if value is not None}
 
 
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings(**parse_args(argv))
+    try:
+        settings = Settings(**parse_args(argv))
+        tokens = TokenRegistry(settings.token_specs())
+        check_exposure(settings.host, tokens)
+    except ValidationError as exc:
+        return fail(f"invalid configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+    except (ValueError, OSError) as exc:
+        return fail(str(exc))
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
@@ -46,16 +61,14 @@ def main(argv: list[str] | None = None) -> int:
             retention_per_task=settings.retention_per_task,
             retention_interval=settings.retention_interval,
         )
+        audit_store = SQLAuditStore(store.engine)
     except (SQLAlchemyError, OSError) as exc:
-        message = str(exc).splitlines()[0]
-        print(
-            f"error: cannot open the database {redacted(settings.database_url)}: {message}", file=sys.stderr
-        )
-        return EXIT_CONFIG
+        return fail(f"cannot open the database {redacted(settings.database_url)}: {str(exc).splitlines()[0]}")
     try:
         rocketry_app = create_scheduler(settings, store)
         scheduler = rocketry_app.session.scheduler
-        app = create_app(SchedulerService(app=rocketry_app, store=store, settings=settings))
+        service = SchedulerService(app=rocketry_app, store=store, settings=settings)
+        app = create_app(service, settings=settings, tokens=tokens, audit_store=audit_store)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
         server = ControlServer(config, scheduler=scheduler, stop_timeout=settings.shutdown_timeout)
         # Tasks, conditions and modules live as long as the process: keep them out of the

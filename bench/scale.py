@@ -42,11 +42,11 @@ def main() -> None:
             with Service(Path(tmp), tasks=tasks, condition=args.condition) as service:
                 service.latencies("/health", 20)  # warm up
                 time.sleep(args.settle)  # let start-up work (restoring, first checks) pass
-                before = service.client.get("/session").json()["cycles"]
+                before = service.client.get("/session").json().get("cycles", 0)
                 cpu = service.cpu_percent(args.cpu_seconds)
                 session = service.client.get("/session").json()
                 cycle = session["mean_cycle_seconds"] or 0.0
-                rate = (session["cycles"] - before) / args.cpu_seconds
+                rate = (session.get("cycles", 0) - before) / args.cpu_seconds
                 health = service.latencies("/health", args.samples)
                 one = service.latencies("/tasks/t00000", args.samples)
                 listing = service.latencies("/tasks", max(20, args.samples // 5))

@@ -35,3 +35,11 @@ class InvalidParametersError(InvalidInputError):
     """Run parameters the task's function does not accept."""
 
     kind = "parameters_error"
+
+
+class AuthenticationError(Exception):
+    """No valid credentials came with the request (401)."""
+
+
+class PermissionDeniedError(PermissionError):
+    """Valid credentials without the role the request needs, or a missing CSRF token (403)."""

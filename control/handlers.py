@@ -1,6 +1,12 @@
 """Maps the service's exceptions to JSON error responses, so routes need no try/except."""
 
-from control.errors import InvalidInputError, TaskNotFoundError, TaskStateError
+from control.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    PermissionDeniedError,
+    TaskNotFoundError,
+    TaskStateError,
+)
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -22,7 +28,17 @@ async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(jsonable_encoder({"detail": [error]}), status_code=422)
 
 
+async def _unauthenticated(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=403)
+
+
 def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TaskNotFoundError, _not_found)
     app.add_exception_handler(TaskStateError, _conflict)
     app.add_exception_handler(InvalidInputError, _invalid)
+    app.add_exception_handler(AuthenticationError, _unauthenticated)
+    app.add_exception_handler(PermissionDeniedError, _forbidden)

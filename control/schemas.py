@@ -98,6 +98,16 @@ class SessionConfigPublic(BaseModel):
     retention_per_task: int | None
 
 
+class StoreHealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    pending: int = Field(description="Records waiting in memory to be written")
+    lost: int = Field(description="Records dropped because the store was away too long")
+
+
+class StoreStatePublic(StoreHealthPublic):
+    last_error: str | None = Field(description="Why the store is degraded")
+
+
 class SessionPublic(BaseModel):
     state: Literal["created", "starting", "running", "stopping", "stopped", "crashed"]
     started_at: datetime | None
@@ -107,14 +117,8 @@ class SessionPublic(BaseModel):
     cycles: int = Field(description="Passes the scheduler made over the due tasks")
     checks: int = Field(description="Start conditions checked so far (only due tasks are checked)")
     mean_cycle_seconds: float | None = Field(description="Average time of the passes of the last 10 s")
+    store: StoreStatePublic
     config: SessionConfigPublic
-
-
-class StoreHealthPublic(BaseModel):
-    status: Literal["ok", "degraded"]
-    pending: int = Field(description="Records waiting in memory to be written")
-    lost: int = Field(description="Records dropped because the store was away too long")
-    last_error: str | None
 
 
 class HealthPublic(BaseModel):

@@ -12,6 +12,7 @@ from control.schemas import (
     SessionConfigPublic,
     SessionPublic,
     StoreHealthPublic,
+    StoreStatePublic,
     TaskPublic,
     TaskUpdate,
 )
@@ -185,6 +186,7 @@ class SchedulerService:
             uptime_seconds=time.time() - started if started is not None else None,
             task_count=len(self._session.tasks),
             running_count=sum(1 for task in self._session.tasks if task.is_alive()),
+            store=self._store_health(),
             cycles=scheduler.n_cycles,
             checks=scheduler.n_checks,
             mean_cycle_seconds=scheduler.mean_cycle_seconds,
@@ -204,6 +206,12 @@ class SchedulerService:
     def request_shutdown(self) -> None:
         self._scheduler.request_stop()
 
+    def _store_health(self) -> StoreStatePublic:
+        store = self._store.health()
+        return StoreStatePublic(
+            status=store.status, pending=store.pending, lost=store.lost, last_error=store.last_error
+        )
+
     def health(self) -> HealthPublic:
         store = self._store.health()
         scheduler_state = self._scheduler.state
@@ -214,9 +222,7 @@ class SchedulerService:
         return HealthPublic(
             status=status,
             scheduler=scheduler_state,
-            store=StoreHealthPublic(
-                status=store.status, pending=store.pending, lost=store.lost, last_error=store.last_error
-            ),
+            store=StoreHealthPublic(status=store.status, pending=store.pending, lost=store.lost),
         )
 
 

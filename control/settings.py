@@ -1,5 +1,6 @@
 """The service's typed configuration: defaults, environment (``SCHEDULER_*``), ``.env`` and flags."""
 
+from control.auth import TokenSpec, load_token_file
 from control.logstores.url import database_url
 
 from pathlib import Path
@@ -42,6 +43,21 @@ class Settings(BaseSettings):
         300.0, description="Seconds between two background prunes of the log"
     )
     log_level: str = Field("info", description="Level of the service's own log on stderr")
+    tokens: list[TokenSpec] = Field(
+        [], description="API tokens: a JSON list of {name, role, digest} (see python -m control.tokens)"
+    )
+    tokens_file: Path | None = Field(None, description="A JSON file holding more tokens in the same form")
+    cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser")
+    max_body_bytes: Annotated[int, Field(gt=0)] = Field(1 << 20, description="Larger request bodies get 413")
+    docs: bool = Field(True, description="Serve the OpenAPI schema and /docs")
+    web_session_hours: Annotated[float, Field(gt=0)] = Field(
+        12.0, description="How long a browser sign-in lasts"
+    )
+
+    def token_specs(self) -> list[TokenSpec]:
+        """The tokens from ``tokens`` and from ``tokens_file``."""
+        extra = load_token_file(self.tokens_file) if self.tokens_file is not None else []
+        return [*self.tokens, *extra]
 
     @property
     def database_url(self) -> str:

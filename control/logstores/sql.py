@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from control.logstores.base import LogCursor, LogEntry, LogPage, LogQuery, LogStore, StoreHealth
+from control.logstores.base import LogEntry, LogPage, LogQuery, LogStore, StoreHealth
+from control.paging import newest_first
 
 import logging
 import threading
@@ -323,25 +324,18 @@ class SQLLogStore(LogStore):
 
     def page(self, query: LogQuery) -> LogPage:
         t = task_log.c
-        stmt = sa.select(task_log)
+        where = []
         if query.tasks:
-            stmt = stmt.where(t.task_name.in_(query.tasks))
+            where.append(t.task_name.in_(query.tasks))
         if query.actions:
-            stmt = stmt.where(t.action.in_(query.actions))
+            where.append(t.action.in_(query.actions))
         if query.since is not None:
-            stmt = stmt.where(t.created >= query.since)
+            where.append(t.created >= query.since)
         if query.until is not None:
-            stmt = stmt.where(t.created <= query.until)
-        if query.cursor is not None:
-            c = query.cursor
-            stmt = stmt.where(t.created <= c.created, sa.or_(t.created < c.created, t.id < c.id))
-        stmt = stmt.order_by(t.created.desc(), t.id.desc()).limit(query.limit + 1)
+            where.append(t.created <= query.until)
         with self._engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        entries = [LogEntry(**row._mapping) for row in rows[: query.limit]]
-        more = len(rows) > query.limit
-        cursor = LogCursor(created=entries[-1].created, id=entries[-1].id) if more else None
-        return LogPage(entries=entries, next_cursor=cursor)
+            rows, cursor = newest_first(conn, task_log, where, limit=query.limit, cursor=query.cursor)
+        return LogPage(entries=[LogEntry(**row._mapping) for row in rows], next_cursor=cursor)
 
     def latest_actions(self) -> dict[str, dict[str, float]]:
         with self._lock:

@@ -1,5 +1,7 @@
 """Fixtures: settings, stores on SQLite and PostgreSQL, and a real scheduler behind the real app."""
 
+from control.audit import SQLAuditStore
+from control.auth import TokenRegistry
 from control.engine.loop import ControlScheduler
 from control.logstores.sql import SQLLogStore
 from control.service import SchedulerService
@@ -93,7 +95,13 @@ async def start_service(settings: Settings):
     store = SQLLogStore(settings.database_url)
     app = create_scheduler(settings, store)
     scheduler = app.session.scheduler
-    api = create_app(SchedulerService(app=app, store=store, settings=settings))
+    service = SchedulerService(app=app, store=store, settings=settings)
+    api = create_app(
+        service,
+        settings=settings,
+        tokens=TokenRegistry(settings.token_specs()),
+        audit_store=SQLAuditStore(store.engine),
+    )
     serving = asyncio.create_task(scheduler.serve())
     await async_wait_until(lambda: scheduler.is_ready or serving.done(), what="scheduler start")
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://testserver")
