@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 Execution = Literal["main", "async", "thread", "process"]
+EditableExecution = Literal["async", "thread", "process"]
 Action = Literal["run", "success", "fail", "terminate", "inaction", "crash"]
 ConditionText = Annotated[
     str,
@@ -54,7 +55,9 @@ class TaskUpdate(BaseModel):
         None, description="Seconds; null returns to the default"
     )
     priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] | None = None
-    execution: Execution | None = None
+    execution: EditableExecution | None = Field(
+        None, description="`main` is not offered: it would run the task inside the scheduler's own loop"
+    )
     disabled: bool | None = None
     description: Annotated[str, Field(max_length=10_000)] | None = None
 

@@ -104,7 +104,7 @@ def test_port_taken_exits_with_a_message_and_runs_nothing(start, tmp_path):
 
 
 def test_scheduler_failure_stops_the_server_with_an_error_code(start):
-    service = start()
+    service = start(packages='["tests.support_tasks", "tests.support_tasks_broken"]')
     service.wait_healthy()
     service.client.post("/tasks/sabotage/run")
     code = service.wait_exit(timeout=15)

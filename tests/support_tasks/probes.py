@@ -5,7 +5,7 @@ import os
 import time
 
 from rocketry import Grouper
-from rocketry.args import Session, TerminationFlag
+from rocketry.args import TerminationFlag
 from rocketry.exc import TaskTerminationException
 
 group = Grouper()
@@ -65,16 +65,6 @@ def stubborn_thread():
     """Ignores termination: a thread cannot be killed."""
     for _ in range(1200):
         time.sleep(0.1)
-
-
-@group.task(execution="async")
-async def sabotage(session=Session()):
-    """Breaks the scheduler loop itself, to show the service does not run on headless."""
-
-    def explode(*args, **kwargs):
-        raise RuntimeError("the scheduler loop was sabotaged")
-
-    session.hooks.scheduler_cycle.append(explode)
 
 
 @group.task(execution="process")
