@@ -72,6 +72,8 @@ def condition_text(condition: BaseCondition, *, session) -> str:
     text = getattr(condition, "_str", None)
     if isinstance(text, str):
         return text
+    if type(condition) in (AlwaysTrue, AlwaysFalse):
+        return "true" if isinstance(condition, AlwaysTrue) else "false"
     for candidate in _candidates(condition, session):
         if _round_trips(candidate, condition, session):
             return candidate

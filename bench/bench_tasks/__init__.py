@@ -4,6 +4,8 @@ BENCH_TASKS        number of idle tasks (default 10), named t00000, t00001, ...
 BENCH_CONDITION    their start condition (default "every 1 hour"; the benchmark seeds a
                    recent run for each, so they are evaluated every cycle but do not fire)
 BENCH_MARK_FILE    where the ``mark_*`` tasks append the time of their first line
+BENCH_FAST_TASKS   number of busy tasks (default 0), named f00000, ..., with condition
+BENCH_FAST_CONDITION (default "every 5 seconds")
 """
 
 import os
@@ -20,6 +22,11 @@ def _idle():
 
 for _i in range(int(os.environ.get("BENCH_TASKS", "10"))):
     group.task(os.environ.get("BENCH_CONDITION", "every 1 hour"), name=f"t{_i:05d}", execution="async")(_idle)
+
+
+for _i in range(int(os.environ.get("BENCH_FAST_TASKS", "0"))):
+    condition = os.environ.get("BENCH_FAST_CONDITION", "every 5 seconds")
+    group.task(condition, name=f"f{_i:05d}", execution="async")(_idle)
 
 
 def _mark():

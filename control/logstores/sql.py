@@ -120,6 +120,7 @@ class SQLLogStore(LogStore):
     _pending: deque = PrivateAttr()
     _lock: Any = PrivateAttr()
     _wake: Any = PrivateAttr()
+    _urgent: Any = PrivateAttr()
     _done: Any = PrivateAttr()
     _accepted: int = PrivateAttr(0)
     _settled: int = PrivateAttr(0)
@@ -147,6 +148,7 @@ class SQLLogStore(LogStore):
         self._pending = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._urgent = threading.Event()
         self._done = threading.Condition(self._lock)
         self._health = StoreHealth()
         self._retention = (retention_days, retention_per_task, retention_interval)
@@ -216,9 +218,11 @@ class SQLLogStore(LogStore):
                 timeout = min(timeout, backoff)
             if self._wake.wait(timeout) and not self._closing:
                 # Records come in bursts (a run's start, then its end): gather a burst into
-                # one commit, made once the event loop is done producing it.
-                time.sleep(_GROUP_COMMIT)
+                # one commit, made once the event loop is done producing it, unless a
+                # reader is waiting for it (``flush``).
+                self._urgent.wait(_GROUP_COMMIT)
             self._wake.clear()
+            self._urgent.clear()
             ok = self._write_pending()
             backoff = 0.0 if ok else min(max(backoff * 2, 0.25), 5.0)
             if self._closing and (ok or not self._pending):
@@ -239,6 +243,7 @@ class SQLLogStore(LogStore):
                 if remaining <= 0 or self._writer is None:
                     return False
                 self._wake.set()
+                self._urgent.set()
                 self._done.wait(remaining)
         return True
 
