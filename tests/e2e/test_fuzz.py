@@ -5,6 +5,7 @@ and nothing a request sends may stop the scheduler."""
 from control.auth import digest
 
 import json
+import os
 import zlib
 
 import pytest
@@ -36,7 +37,8 @@ SHUTDOWN = {"path": "/session/shutdown", "method": "POST"}
 # parameters the task's function does not take, ``since`` after ``until``.
 ALWAYS_EXCLUDED = [positive_data_acceptance]
 FUZZ = settings(
-    max_examples=40,
+    # SCHEDULER_FUZZ_EXAMPLES raises it for a longer hunt than CI's.
+    max_examples=int(os.environ.get("SCHEDULER_FUZZ_EXAMPLES", "100")),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
