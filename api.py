@@ -1,12 +1,12 @@
-"""The FastAPI application: routers, error handlers and middleware over a ``SchedulerService``."""
+"""The FastAPI application: routers, error handlers and middleware over the service layer."""
 
 from control.audit import SQLAuditStore
 from control.auth import TokenRegistry
 from control.handlers import add_error_handlers
 from control.middleware import AuditMiddleware, BodyLimitMiddleware, SecurityHeadersMiddleware
-from control.routes import audit, auth, health, logs, session, tasks
+from control.routes import audit, auth, definitions, health, logs, parameters, session, tasks
 from control.schemas import Message
-from control.service import SchedulerService
+from control.services.assemble import Services
 from control.settings import Settings
 from control.websessions import WebSessions
 
@@ -22,7 +22,7 @@ COMMON_RESPONSES = {
 
 
 def create_app(
-    service: SchedulerService, *, settings: Settings, tokens: TokenRegistry, audit_store: SQLAuditStore
+    services: Services, *, settings: Settings, tokens: TokenRegistry, audit_store: SQLAuditStore
 ) -> FastAPI:
     docs = settings.docs
     app = FastAPI(
@@ -33,13 +33,22 @@ def create_app(
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
     )
-    app.state.service = service
+    app.state.services = services
     app.state.tokens = tokens
     app.state.audit = audit_store
     app.state.web_sessions = WebSessions(ttl_seconds=settings.web_session_hours * 3600)
     add_error_handlers(app)
-    for module in (tasks, logs, session, audit, auth):
-        app.include_router(module.router, responses=COMMON_RESPONSES)
+    for router in (
+        tasks.router,
+        logs.router,
+        parameters.router,
+        session.router,
+        definitions.router,
+        definitions.conditions,
+        audit.router,
+        auth.router,
+    ):
+        app.include_router(router, responses=COMMON_RESPONSES)
     app.include_router(health.router)
     # Outermost last: audit sees every change, including those refused for size.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

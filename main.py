@@ -6,7 +6,7 @@ from control.auth import TokenRegistry, check_exposure
 from control.logstores.sql import SQLLogStore
 from control.logstores.url import redacted
 from control.runner import ControlServer, run_service
-from control.service import SchedulerService
+from control.services.assemble import build_services
 from control.settings import Settings
 
 import argparse
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rocketry_app = create_scheduler(settings, store)
         scheduler = rocketry_app.session.scheduler
-        service = SchedulerService(app=rocketry_app, store=store, settings=settings)
-        app = create_app(service, settings=settings, tokens=tokens, audit_store=audit_store)
+        services = build_services(settings, rocketry_app, log_store=store, engine=store.engine)
+        app = create_app(services, settings=settings, tokens=tokens, audit_store=audit_store)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
         server = ControlServer(config, scheduler=scheduler, stop_timeout=settings.shutdown_timeout)
         # Tasks, conditions and modules live as long as the process: keep them out of the

@@ -176,3 +176,12 @@ class ConditionTexts:
         text = condition_text(condition, session=self._session)
         self._texts[id(condition)] = (condition, text)
         return text
+
+
+def canonical_text(condition: BaseCondition, *, session) -> str:
+    """The condition written the way this service writes it (whatever spacing or synonyms the
+    original text used); the original text if no form of ours parses back to it."""
+    for candidate in _candidates(condition, session):
+        if _round_trips(candidate, condition, session):
+            return candidate
+    return condition_text(condition, session=session)

@@ -2,7 +2,10 @@
 
 from control.auth import OPEN_ACCESS, Identity, Role, TokenRegistry
 from control.errors import AuthenticationError, PermissionDeniedError
-from control.service import SchedulerService
+from control.services.context import Actor
+from control.services.definitions import DefinitionService
+from control.services.runtime import RuntimeService
+from control.services.tasks import TaskService
 from control.websessions import COOKIE_NAME, CSRF_HEADER, WebSessions
 
 from typing import Annotated
@@ -15,9 +18,17 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(auto_error=False, description="An API token: Authorization: Bearer <token>")
 
 
-async def get_service(request: Request) -> SchedulerService:
-    # async: FastAPI would run a plain function in its thread pool, a thread hop per request.
-    return request.app.state.service
+# async: FastAPI would run plain functions in its thread pool, a thread hop per request.
+async def get_tasks(request: Request) -> TaskService:
+    return request.app.state.services.tasks
+
+
+async def get_definitions(request: Request) -> DefinitionService:
+    return request.app.state.services.definitions
+
+
+async def get_runtime(request: Request) -> RuntimeService:
+    return request.app.state.services.runtime
 
 
 async def get_identity(
@@ -46,6 +57,10 @@ async def get_identity(
     return identity
 
 
+async def get_actor(request: Request, identity: Annotated[Identity, Depends(get_identity)]) -> Actor:
+    return Actor(name=identity.name, client=request.client.host if request.client else None)
+
+
 def require(role: Role):
     async def check(identity: Annotated[Identity, Depends(get_identity)]) -> Identity:
         if not identity.allows(role):
@@ -57,8 +72,11 @@ def require(role: Role):
     return check
 
 
-ServiceDep = Annotated[SchedulerService, Depends(get_service)]
+TasksDep = Annotated[TaskService, Depends(get_tasks)]
+DefinitionsDep = Annotated[DefinitionService, Depends(get_definitions)]
+RuntimeDep = Annotated[RuntimeService, Depends(get_runtime)]
 IdentityDep = Annotated[Identity, Depends(get_identity)]
+ActorDep = Annotated[Actor, Depends(get_actor)]
 READERS = [Depends(require(Role.read))]
 OPERATORS = [Depends(require(Role.operate))]
 ADMINS = [Depends(require(Role.admin))]

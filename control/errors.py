@@ -1,12 +1,24 @@
 """The service's own exceptions; the API maps them to 404, 409 and 422."""
 
 
-class TaskNotFoundError(LookupError):
+class NotFoundError(LookupError):
+    """What the request names does not exist (404)."""
+
+
+class TaskNotFoundError(NotFoundError):
     """No task has that name."""
 
     def __init__(self, name: str):
         super().__init__(f"Task '{name}' not found")
         self.name = name
+
+
+class VersionNotFoundError(NotFoundError):
+    """The task has no version with that id."""
+
+
+class ParameterNotFoundError(NotFoundError):
+    """No session parameter has that name."""
 
 
 class TaskStateError(RuntimeError):
@@ -43,3 +55,7 @@ class AuthenticationError(Exception):
 
 class PermissionDeniedError(PermissionError):
     """Valid credentials without the role the request needs, or a missing CSRF token (403)."""
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database refused a write the request depends on (503); nothing was changed."""

@@ -3,10 +3,12 @@
 from control.errors import (
     AuthenticationError,
     InvalidInputError,
+    NotFoundError,
     PermissionDeniedError,
-    TaskNotFoundError,
+    StoreUnavailableError,
     TaskStateError,
 )
+from control.services.definitions import ImportRefusedError
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -36,9 +38,20 @@ async def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=403)
 
 
+async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503)
+
+
+async def _import_refused(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ImportRefusedError)
+    return JSONResponse(exc.result.model_dump(mode="json"), status_code=422)
+
+
 def add_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(TaskNotFoundError, _not_found)
+    app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(TaskStateError, _conflict)
+    app.add_exception_handler(ImportRefusedError, _import_refused)
     app.add_exception_handler(InvalidInputError, _invalid)
     app.add_exception_handler(AuthenticationError, _unauthenticated)
     app.add_exception_handler(PermissionDeniedError, _forbidden)
+    app.add_exception_handler(StoreUnavailableError, _unavailable)

@@ -1,6 +1,6 @@
 """The API's request and response models (pydantic 2)."""
 
-from control.conditions import MAX_LENGTH
+from control.definitions.model import ConditionText, Origin, Overlap
 
 from datetime import datetime
 from typing import Annotated, Literal
@@ -8,30 +8,28 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 Execution = Literal["main", "async", "thread", "process"]
-EditableExecution = Literal["async", "thread", "process"]
 Action = Literal["run", "success", "fail", "terminate", "inaction", "crash"]
-ConditionText = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=MAX_LENGTH,
-        description="A Rocketry condition, for example `every 10 minutes` or `daily after 07:00`",
-        examples=["every 10 minutes"],
-    ),
-]
 
 
 class TaskPublic(BaseModel):
     name: str
     description: str | None
+    origin: Origin = Field(
+        description="`code` (defined in the task packages) or `runtime` (created through the API)"
+    )
+    target: str | None = Field(description="What it runs: `module:function`, or the command")
     start_cond: str = Field(description="When the task starts; parses back to the same condition")
     end_cond: str = Field(description="When a running task is terminated")
     execution: Execution
     priority: int
     timeout: float | None = Field(description="Seconds a run may take; null uses the default")
+    parameters: dict[str, JsonValue] = Field(description="Parameters set through the API")
+    overlap: Overlap
     disabled: bool
+    overridden: list[str] = Field(description="Fields of a code task changed through the API")
     status: Action | None = Field(description="Outcome of the latest run, or `run` while running")
     is_running: bool
+    next_run: datetime | None = Field(description="When it is next due, if time alone decides it")
     last_run: datetime | None
     last_success: datetime | None
     last_fail: datetime | None
@@ -44,22 +42,10 @@ class TaskList(BaseModel):
     count: int
 
 
-class TaskUpdate(BaseModel):
-    """Fields to change; fields left out stay as they are."""
-
+class DisableRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start_cond: ConditionText | None = None
-    end_cond: ConditionText | None = None
-    timeout: Annotated[float, Field(gt=0, le=366 * 86_400)] | None = Field(
-        None, description="Seconds; null returns to the default"
-    )
-    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000)] | None = None
-    execution: EditableExecution | None = Field(
-        None, description="`main` is not offered: it would run the task inside the scheduler's own loop"
-    )
-    disabled: bool | None = None
-    description: Annotated[str, Field(max_length=10_000)] | None = None
+    reason: str | None = Field(None, max_length=1000, description="Kept in the task's history")
 
 
 RunParameters = dict[Annotated[str, Field(max_length=200)], JsonValue]
@@ -132,3 +118,107 @@ class HealthPublic(BaseModel):
 
 class Message(BaseModel):
     detail: str
+
+
+class VersionPublic(BaseModel):
+    id: int
+    task_name: str
+    created: datetime
+    actor: str = Field(description="Token name (`open` when no token is configured)")
+    client: str | None = Field(description="Address the change came from")
+    action: Literal["create", "edit", "disable", "enable", "delete", "restore", "reset", "import"]
+    changes: dict[str, list[JsonValue]] = Field(description="`{field: [before, after]}`")
+    reason: str | None
+    origin: Origin
+    definition: dict[str, JsonValue] | None = Field(
+        description="What was stored after the change: a runtime task whole, a code task's edited fields"
+    )
+
+
+class VersionList(BaseModel):
+    data: list[VersionPublic]
+    next_cursor: str | None
+
+
+class BrokenDefinition(BaseModel):
+    name: str
+    origin: Origin
+    reason: str
+    definition: dict[str, JsonValue]
+
+
+class ConditionCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    condition: ConditionText
+    count: int = Field(5, ge=0, le=50, description="How many due times to preview")
+
+
+class ConditionChecked(BaseModel):
+    condition: str = Field(description="Canonical text of the parsed condition")
+    next_runs: list[datetime] | None = Field(
+        description="When a new task with this condition would be due (each run assumed to succeed at "
+        "once); null when time alone does not decide it"
+    )
+
+
+class ConditionNode(BaseModel):
+    condition: str
+    type: str
+    value: bool | None = Field(description="Its value now; null when evaluating it failed")
+    error: str | None
+    children: list["ConditionNode"]
+
+
+class Explanation(BaseModel):
+    task: str
+    would_start: bool = Field(description="Whether a check now would start it")
+    reasons: list[str] = Field(description="Why it would or would not start, in words")
+    disabled: bool
+    running: bool
+    run_requested: bool = Field(description="A run request waits to start")
+    overlap: Overlap
+    on_hold: bool
+    start_cond: ConditionNode
+    next_run: datetime | None
+
+
+class ParameterValue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: JsonValue
+
+
+class ParameterPublic(BaseModel):
+    name: str
+    value: JsonValue
+
+
+class ParameterList(BaseModel):
+    data: list[ParameterPublic]
+    count: int
+
+
+class DefinitionsDocument(BaseModel):
+    """Every definition made through the API: runtime tasks whole, code tasks' edits, and
+    session parameters. Export it from one service and import it into another."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["rocketry-control-plane/definitions@1"] = "rocketry-control-plane/definitions@1"
+    runtime_tasks: list[dict[str, JsonValue]] = []
+    code_task_edits: dict[str, dict[str, JsonValue]] = {}
+    parameters: dict[str, JsonValue] = {}
+
+
+class ImportChange(BaseModel):
+    target: str = Field(description="A task name, or `parameter:<name>`")
+    action: Literal["create", "update", "unchanged", "error"]
+    changes: dict[str, list[JsonValue]] = {}
+    error: str | None = None
+
+
+class ImportResult(BaseModel):
+    dry_run: bool
+    applied: bool
+    changes: list[ImportChange]

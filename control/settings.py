@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     task_packages: list[str] = Field(
         ["tasks"], description="Packages whose modules define the tasks (rocketry Groupers)"
     )
+    task_func_packages: list[str] = Field(
+        ["tasks"], description="Packages whose functions tasks created through the API may run"
+    )
+    command_tasks: bool = Field(
+        False,
+        description="Allow creating tasks that run shell commands (remote code execution: off by default)",
+    )
     cycle_sleep: Annotated[float, Field(gt=0, le=60)] = Field(
         0.1, description="Longest time the scheduler sleeps between two passes over the tasks"
     )

@@ -80,7 +80,9 @@ class ControlScheduler(Scheduler):
         self._recent_cycles: deque[tuple[float, float]] = deque(maxlen=1000)
         self.planner = Planner(session, poll_interval=session.config.cycle_sleep)
         self.abandoned: list[str] = []
+        self._overlap: dict[str, str] = {}  # task name -> overlap policy, when not "skip"
         self._active: dict[str, Task] = {}  # tasks with runs on their stack
+        self._stopped: dict[str, asyncio.Event] = {}  # set when a task's last run ends
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -122,6 +124,44 @@ class ControlScheduler(Scheduler):
         verdict = await self._check(task)
         self.planner.plan(task, now=self.session.get_time(), verdict=verdict)
         self.wake()
+
+    def overlap_of(self, name: str) -> str:
+        return self._overlap.get(name, "skip")
+
+    def set_overlap(self, task: Task, policy: str) -> None:
+        """What happens when ``task`` is due while it runs: ``skip``, ``allow`` (side by
+        side, Rocketry's multilaunch), ``buffer_one`` (one start waits for the run's end),
+        ``replace`` (the running one is terminated first)."""
+        if policy == "skip":
+            self._overlap.pop(task.name, None)
+        else:
+            self._overlap[task.name] = policy
+        task.multilaunch = True if policy == "allow" else None
+        self.touch(task)
+
+    async def terminate_now(self, task: Task, reason: str) -> None:
+        """Terminate ``task``'s running runs at once (threads are asked to stop)."""
+        for run in list(task._run_stack):
+            if run.is_alive():
+                await self._terminate_run(task, run, reason)
+        self.wake()
+
+    async def wait_stopped(self, task: Task, within: float) -> bool:
+        """Wait until ``task`` has no run left (False after ``within`` seconds)."""
+        if not task.is_alive():
+            return True
+        stopped = self._stopped.setdefault(task.name, asyncio.Event())
+        self.wake()
+        try:
+            await asyncio.wait_for(stopped.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    def forget(self, name: str) -> None:
+        """``name`` left the session."""
+        self._overlap.pop(name, None)
+        self._active.pop(name, None)
 
     def note_record(self, name: str) -> None:
         self.planner.note(name)
@@ -252,9 +292,11 @@ class ControlScheduler(Scheduler):
         execution = task.get_execution()
         if execution == "process" and not self.has_free_processors():
             return "no_capacity"
-        if execution in ("thread", "async", "process") and task.is_alive() and not self._multilaunch(task):
-            return "running"
-        if not self.check_task_cond(task):
+        if execution in ("thread", "async", "process") and task.is_alive():
+            verdict = await self._check_overlap(task)
+            if verdict is not None:
+                return verdict
+        elif not self.check_task_cond(task):
             return "not_due"
         await self.run_task(task)
         task.force_run = False
@@ -262,8 +304,25 @@ class ControlScheduler(Scheduler):
             self._active[task.name] = task
         return "ran"
 
-    def _multilaunch(self, task: Task) -> bool:
-        return bool(task.multilaunch if task.multilaunch is not None else self.session.config.multilaunch)
+    async def _check_overlap(self, task: Task) -> Verdict | None:
+        """A due check of a task that is running: None means start it now."""
+        policy = self._overlap.get(task.name)
+        if policy is None and task.multilaunch:
+            policy = "allow"
+        if policy in (None, "skip"):
+            return "running"  # its end is an event: checked again then
+        if policy == "buffer_one" and task.batches:
+            return "running"  # one start already waits for the end
+        if not self.check_task_cond(task):
+            return "not_due"  # keep following its condition while it runs
+        if policy == "buffer_one":
+            task.run()  # starts when the current run ends
+            return "running"
+        if policy == "replace":
+            for run in list(task._run_stack):
+                if run.is_alive():
+                    await self._terminate_run(task, run, "replaced by a new run")
+        return None
 
     def check_task_cond(self, task: Task) -> bool:
         try:
@@ -336,6 +395,8 @@ class ControlScheduler(Scheduler):
             if not task._run_stack:
                 del self._active[task.name]
                 self.planner.note(task.name)
+                if (stopped := self._stopped.pop(task.name, None)) is not None:
+                    stopped.set()
                 self.wake()
 
     async def check_termination(self, task: Task) -> None:

@@ -1,6 +1,6 @@
 """The ``/health`` route: 200 once the server and the scheduler are both up, else 503."""
 
-from control.deps import ServiceDep
+from control.deps import RuntimeDep
 from control.schemas import HealthPublic
 
 from fastapi import APIRouter
@@ -10,9 +10,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", responses={503: {"model": HealthPublic, "description": "Not serving"}})
-async def get_health(service: ServiceDep) -> HealthPublic:
+async def get_health(runtime: RuntimeDep) -> HealthPublic:
     """Tell whether the scheduler runs and its log store writes."""
-    health = service.health()
+    health = runtime.health()
     if health.status == "unavailable":
         return JSONResponse(health.model_dump(), status_code=503)
     return health

@@ -1,10 +1,10 @@
 """Routes of the ``/logs`` resource: the run history of every task, filtered and paged."""
 
-from control.deps import READERS, ServiceDep
+from control.deps import READERS, RuntimeDep
 from control.logstores.base import LogQuery
 from control.routes.filters import PageFilter, utc
 from control.schemas import Action, LogList, LogRecordPublic
-from control.service import SchedulerService
+from control.services.runtime import RuntimeService
 
 from typing import Annotated
 
@@ -38,8 +38,8 @@ class LogFilter(PageFilter):
 LogFilterDep = Annotated[LogFilter, Query()]
 
 
-def log_list(service: SchedulerService, query: LogQuery) -> LogList:
-    page = service.read_logs(query)
+def log_list(runtime: RuntimeService, query: LogQuery) -> LogList:
+    page = runtime.read_logs(query)
     return LogList(
         data=[
             LogRecordPublic(
@@ -61,6 +61,6 @@ def log_list(service: SchedulerService, query: LogQuery) -> LogList:
 
 
 @router.get("", dependencies=READERS)
-async def list_logs(filters: LogFilterDep, service: ServiceDep) -> LogList:
+async def list_logs(filters: LogFilterDep, runtime: RuntimeDep) -> LogList:
     """Read the run history, newest first, filtered by task, action and time."""
-    return await run_in_threadpool(log_list, service, filters.to_query())
+    return await run_in_threadpool(log_list, runtime, filters.to_query())

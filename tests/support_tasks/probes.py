@@ -79,3 +79,9 @@ def stubborn_process():
 @group.task(execution="process")
 def short_process(seconds: float = 0.5):
     time.sleep(seconds)
+
+
+@group.task(execution="async")
+async def nap(seconds: float = 0.5):
+    """Takes a moment, for the overlap policies."""
+    await asyncio.sleep(seconds)

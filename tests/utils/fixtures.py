@@ -4,7 +4,7 @@ from control.audit import SQLAuditStore
 from control.auth import TokenRegistry
 from control.engine.loop import ControlScheduler
 from control.logstores.sql import SQLLogStore
-from control.service import SchedulerService
+from control.services.assemble import Services, build_services
 from control.settings import Settings
 
 import asyncio
@@ -32,6 +32,7 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     values = {
         "database": str(tmp_path / "scheduler.db"),
         "task_packages": [TEST_TASKS],
+        "task_func_packages": [TEST_TASKS],
         "cycle_sleep": 0.05,
         "shutdown_timeout": 4.0,
         "retention_interval": 3600.0,
@@ -86,6 +87,7 @@ class RunningService:
     scheduler: ControlScheduler
     store: SQLLogStore
     settings: Settings
+    services: Services
 
     def task(self, name: str):
         return self.app.session[name]
@@ -95,9 +97,9 @@ async def start_service(settings: Settings):
     store = SQLLogStore(settings.database_url)
     app = create_scheduler(settings, store)
     scheduler = app.session.scheduler
-    service = SchedulerService(app=app, store=store, settings=settings)
+    services = build_services(settings, app, log_store=store, engine=store.engine)
     api = create_app(
-        service,
+        services,
         settings=settings,
         tokens=TokenRegistry(settings.token_specs()),
         audit_store=SQLAuditStore(store.engine),
@@ -105,7 +107,7 @@ async def start_service(settings: Settings):
     serving = asyncio.create_task(scheduler.serve())
     await async_wait_until(lambda: scheduler.is_ready or serving.done(), what="scheduler start")
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://testserver")
-    return RunningService(client, app, scheduler, store, settings), serving
+    return RunningService(client, app, scheduler, store, settings, services), serving
 
 
 async def stop_service(env: RunningService, serving: asyncio.Task) -> None:

@@ -1,0 +1,134 @@
+"""What a task is, as data: the fields an operator can set, and how two definitions differ."""
+
+from __future__ import annotations
+
+from control.conditions import MAX_LENGTH
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+Overlap = Literal["skip", "allow", "buffer_one", "replace"]
+Origin = Literal["code", "runtime"]
+EditableExecution = Literal["async", "thread", "process"]
+
+TaskName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^/\x00-\x1f\x7f]+$",
+        description="Unique; no slash or control characters (it is part of URLs)",
+    ),
+]
+ConditionText = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_LENGTH, description="A Rocketry condition, e.g. `every 10 minutes`"),
+]
+Timeout = Annotated[float, Field(gt=0, le=366 * 86_400, description="Seconds; null uses the default")]
+Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+Description = Annotated[str, Field(max_length=10_000)]
+Parameters = dict[Annotated[str, Field(min_length=1, max_length=200)], JsonValue]
+
+# The fields an edit may change, on any task. What a task runs (func, command) is fixed.
+EDITABLE = (
+    "start_cond",
+    "end_cond",
+    "execution",
+    "timeout",
+    "priority",
+    "parameters",
+    "description",
+    "disabled",
+    "overlap",
+)
+# Edits that may be null, meaning "back to the default".
+NULLABLE = ("timeout", "description")
+
+
+class TaskFields(BaseModel):
+    """Editable fields; in an edit, a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_cond: ConditionText | None = None
+    end_cond: ConditionText | None = None
+    execution: EditableExecution | None = Field(
+        None, description="`main` is not offered: it would run the task inside the scheduler's own loop"
+    )
+    timeout: Timeout | None = None
+    priority: Priority | None = None
+    parameters: Parameters | None = Field(None, description="Passed to the task's function on every run")
+    description: Description | None = None
+    disabled: bool | None = None
+    overlap: Overlap | None = Field(
+        None,
+        description=(
+            "When the task is due (or run by hand) while a run is going: `skip` (no second "
+            "start; a run request gets 409), `allow` (side by side), `buffer_one` (one start "
+            "waits for the current run to end), `replace` (the running one is terminated first)"
+        ),
+    )
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent (a null sent is a change to the default)."""
+        return self.model_dump(exclude_unset=True)
+
+    @model_validator(mode="after")
+    def _nulls_only_where_allowed(self) -> TaskFields:
+        for field in self.model_fields_set:
+            if getattr(self, field) is None and field not in NULLABLE:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class TaskDefinition(BaseModel):
+    """A whole task created at runtime: what it runs, and its editable fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: TaskName
+    func: str | None = Field(
+        None,
+        max_length=500,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+        description="An importable callable, `package.module:function`, from an allowed package",
+        examples=["tasks.housekeeping:daily_report"],
+    )
+    command: str | list[Annotated[str, Field(max_length=1000)]] | None = Field(
+        None, description="A command to run (no shell); only when command tasks are enabled"
+    )
+    start_cond: ConditionText = "false"
+    end_cond: ConditionText = "false"
+    execution: EditableExecution | None = Field(
+        None,
+        description="Default: async for coroutine functions, thread for plain ones, process for commands",
+    )
+    timeout: Timeout | None = None
+    priority: Priority = 0
+    parameters: Parameters = {}
+    description: Description | None = None
+    disabled: bool = False
+    overlap: Overlap = "skip"
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_empty(cls, value):
+        if value is not None and not (value.strip() if isinstance(value, str) else value):
+            raise ValueError("command is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _runs_one_thing(self) -> TaskDefinition:
+        if (self.func is None) == (self.command is None):
+            raise ValueError("give exactly one of func or command")
+        return self
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{field: [old, new]}`` for every field whose value changed."""
+    return {
+        key: [before.get(key), after.get(key)]
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    }

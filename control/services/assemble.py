@@ -1,0 +1,61 @@
+"""Builds the service layer over a Rocketry app: restores stored definitions and parameters."""
+
+from __future__ import annotations
+
+from control.definitions.catalog import TaskCatalog
+from control.definitions.store import SQLDefinitionStore
+from control.logstores.base import LogStore
+from control.prediction import Predictor
+from control.services.context import Context
+from control.services.definitions import DefinitionService
+from control.services.runtime import RuntimeService
+from control.services.tasks import TaskService
+from control.settings import Settings
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from rocketry import Rocketry
+
+
+@dataclass(frozen=True)
+class Services:
+    tasks: TaskService
+    definitions: DefinitionService
+    runtime: RuntimeService
+    context: Context
+
+
+def build_services(settings: Settings, app: Rocketry, *, log_store: LogStore, engine: sa.Engine) -> Services:
+    """The services, with the tasks and parameters stored earlier applied to the session:
+    code tasks get their edits back, runtime tasks are created again, and what no longer
+    loads is kept aside as broken (the rest starts)."""
+    session = app.session
+    definitions = SQLDefinitionStore(engine)
+    catalog = TaskCatalog(
+        session=session,
+        scheduler=session.scheduler,
+        allowed_packages=settings.task_func_packages,
+        commands_enabled=settings.command_tasks,
+    )
+    catalog.adopt_code_tasks()
+    stored, parameters = definitions.load()
+    catalog.restore(stored)
+    session.parameters.update(parameters)
+    context = Context(
+        session=session,
+        scheduler=session.scheduler,
+        log_store=log_store,
+        definitions=definitions,
+        catalog=catalog,
+        predictor=Predictor(session),
+        settings=settings,
+        api_parameters=set(parameters),
+    )
+    tasks = TaskService(context)
+    return Services(
+        tasks=tasks,
+        definitions=DefinitionService(context, tasks),
+        runtime=RuntimeService(context),
+        context=context,
+    )

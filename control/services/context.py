@@ -1,0 +1,77 @@
+"""What the services share: the session, the scheduler, the stores, the catalog, who is asking."""
+
+from __future__ import annotations
+
+from control.definitions.catalog import TaskCatalog
+from control.definitions.store import SQLDefinitionStore, StoredDefinition, Version
+from control.engine.loop import ControlScheduler
+from control.errors import StoreUnavailableError
+from control.logstores.base import LogStore
+from control.prediction import Predictor
+from control.settings import Settings
+
+import asyncio
+import datetime
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for a change: the token's name (``open`` without tokens) and the address."""
+
+    name: str
+    client: str | None
+
+
+def utc(timestamp: float | None) -> datetime.datetime | None:
+    if timestamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+
+
+@dataclass
+class Context:
+    session: object
+    scheduler: ControlScheduler
+    log_store: LogStore
+    definitions: SQLDefinitionStore
+    catalog: TaskCatalog
+    predictor: Predictor
+    settings: Settings
+    # Names of the session parameters set through the API (code may set others).
+    api_parameters: set[str] = field(default_factory=set)
+    # Changes are applied and stored one at a time, so the store's order is the session's.
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def store_call(self, operation, *args, **kwargs):
+        """Run a blocking store operation off the event loop; a failure is a 503."""
+        try:
+            return await asyncio.to_thread(operation, *args, **kwargs)
+        except Exception as exc:
+            raise StoreUnavailableError(
+                f"the change could not be stored: {str(exc).splitlines()[0]}"
+            ) from exc
+
+    async def record(
+        self,
+        name: str,
+        action: str,
+        changes: dict,
+        actor: Actor,
+        *,
+        reason: str | None = None,
+        origin: str | None = None,
+    ) -> Version:
+        """Store ``name``'s definition as the catalog has it now, with a version entry."""
+        stored: StoredDefinition | None = self.catalog.stored_form(name)
+        version = Version(
+            task_name=name,
+            actor=actor.name,
+            client=actor.client,
+            action=action,
+            changes=changes,
+            reason=reason,
+            origin=origin or self.catalog.origin(name),
+            definition=stored.fields if stored else None,
+        )
+        return await self.store_call(self.definitions.save, stored, version, name=name)

@@ -1,0 +1,80 @@
+"""RuntimeService: the scheduler itself — its state, health, history and shutdown."""
+
+from __future__ import annotations
+
+from control.logstores.base import LogPage, LogQuery
+from control.logstores.url import redacted
+from control.schemas import (
+    HealthPublic,
+    SessionConfigPublic,
+    SessionPublic,
+    StoreHealthPublic,
+    StoreStatePublic,
+)
+from control.services.context import Context, utc
+
+import time
+
+
+class RuntimeService:
+    def __init__(self, context: Context):
+        self._ctx = context
+        self._scheduler = context.scheduler
+        self._store = context.log_store
+
+    def read_logs(self, query: LogQuery) -> LogPage:
+        """A page of the log; blocking (database I/O), so call it off the event loop."""
+        if self._store.health().status == "ok":
+            # What was logged before the request is part of the answer.
+            self._store.flush(timeout=1.0)
+        return self._store.page(query)
+
+    def session_info(self) -> SessionPublic:
+        scheduler = self._scheduler
+        settings = self._ctx.settings
+        tasks = self._ctx.session.tasks
+        started = scheduler.started_at
+        return SessionPublic(
+            state=scheduler.state,
+            started_at=utc(started),
+            uptime_seconds=time.time() - started if started is not None else None,
+            task_count=len(tasks),
+            running_count=sum(1 for task in tasks if task.is_alive()),
+            store=self._store_state(),
+            cycles=scheduler.n_cycles,
+            checks=scheduler.n_checks,
+            mean_cycle_seconds=scheduler.mean_cycle_seconds,
+            config=SessionConfigPublic(
+                host=settings.host,
+                port=settings.port,
+                database=redacted(settings.database_url),
+                task_packages=settings.task_packages,
+                cycle_sleep=settings.cycle_sleep,
+                default_timeout=settings.default_timeout,
+                shutdown_timeout=settings.shutdown_timeout,
+                retention_days=settings.retention_days,
+                retention_per_task=settings.retention_per_task,
+            ),
+        )
+
+    def _store_state(self) -> StoreStatePublic:
+        store = self._store.health()
+        return StoreStatePublic(
+            status=store.status, pending=store.pending, lost=store.lost, last_error=store.last_error
+        )
+
+    def request_shutdown(self) -> None:
+        self._scheduler.request_stop()
+
+    def health(self) -> HealthPublic:
+        store = self._store.health()
+        scheduler_state = self._scheduler.state
+        if scheduler_state != "running":
+            status = "unavailable"
+        else:
+            status = "ok" if store.status == "ok" else "degraded"
+        return HealthPublic(
+            status=status,
+            scheduler=scheduler_state,
+            store=StoreHealthPublic(status=store.status, pending=store.pending, lost=store.lost),
+        )

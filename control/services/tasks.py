@@ -1,0 +1,396 @@
+"""TaskService: read tasks, run and terminate them, change and create and delete them, durably."""
+
+from __future__ import annotations
+
+from control.definitions.catalog import check_parameters
+from control.definitions.model import EDITABLE, TaskDefinition, TaskFields, diff
+from control.errors import InvalidInputError, TaskNotFoundError, TaskStateError, VersionNotFoundError
+from control.logstores.base import LogCursor
+from control.prediction import explain_condition
+from control.schemas import (
+    ActionAccepted,
+    ConditionNode,
+    Explanation,
+    TaskPublic,
+    VersionList,
+    VersionPublic,
+)
+from control.services.context import Actor, Context, utc
+
+import asyncio
+import time
+from typing import Any
+
+from pydantic import TypeAdapter
+from rocketry.core import Task
+
+_TASK_JSON = TypeAdapter(TaskPublic)
+_STOP_WAIT = 3.0  # seconds a delete waits for terminated runs to end
+
+
+class TaskService:
+    def __init__(self, context: Context):
+        self._ctx = context
+        self._session = context.session
+        self._scheduler = context.scheduler
+        self._catalog = context.catalog
+        self._views: dict[str, tuple[tuple, bytes, tuple]] = {}
+        self._predictions: dict[str, tuple[tuple, float | None, object]] = {}
+
+    # -- reading -----------------------------------------------------------------------
+
+    def task(self, name: str) -> Task:
+        try:
+            return self._session[name]
+        except KeyError:
+            raise TaskNotFoundError(name) from None
+
+    def _public(self, task: Task, next_run: float | None) -> TaskPublic:
+        catalog = self._catalog
+        fields = catalog.fields_of(task)
+        return TaskPublic(
+            name=task.name,
+            description=task.description,
+            origin=catalog.origin(task.name),
+            target=catalog.target(task),
+            start_cond=fields["start_cond"],
+            end_cond=fields["end_cond"],
+            execution=fields["execution"],
+            priority=task.priority,
+            timeout=fields["timeout"],
+            parameters=fields["parameters"],
+            overlap=fields["overlap"],
+            disabled=task.disabled,
+            overridden=catalog.overridden(task.name),
+            status=task.status,
+            is_running=task.is_alive(),
+            next_run=utc(next_run),
+            last_run=utc(task._last_run),
+            last_success=utc(task._last_success),
+            last_fail=utc(task._last_fail),
+            last_terminate=utc(task._last_terminate),
+            last_crash=utc(task._last_crash),
+        )
+
+    def get_task(self, name: str) -> TaskPublic:
+        task = self.task(name)
+        return self._public(task, self.next_run(task))
+
+    def list_tasks_json(self) -> bytes:
+        """``TaskList`` as JSON. Each task's JSON is kept until one of the values it shows
+        changes, so listing thousands of tasks costs a tuple comparison per task."""
+        views = {}
+        previous = self._views
+        catalog, scheduler = self._catalog, self._scheduler
+        for task in self._session.tasks:
+            name = task.name
+            start, end = task.start_cond, task.end_cond
+            next_run = self.next_run(task)
+            # Conditions by identity (an edit assigns a new object); the objects are kept
+            # with the view so that their ids cannot be reused meanwhile.
+            key = (
+                task.status,
+                bool(task._run_stack) and task.is_alive(),
+                task._last_run,
+                task._last_success,
+                task._last_fail,
+                task._last_terminate,
+                task._last_crash,
+                task.disabled,
+                task.priority,
+                task.execution,
+                task.timeout,
+                task.description,
+                id(start),
+                id(end),
+                next_run,
+                scheduler.overlap_of(name),
+                id(catalog.overrides.get(name)),
+                id(catalog.runtime.get(name)),
+            )
+            cached = previous.get(name)
+            if cached is None or cached[0] != key:
+                cached = (key, _TASK_JSON.dump_json(self._public(task, next_run)), (start, end))
+            views[name] = cached
+        self._views = views
+        body = b",".join(views[name][1] for name in sorted(views))
+        return b'{"data":[' + body + b'],"count":' + str(len(views)).encode() + b"}"
+
+    def next_run(self, task: Task) -> float | None:
+        """When the task is next due if time alone decides it; kept until the task runs,
+        is edited, or that time passes."""
+        if task.disabled:
+            return None
+        now = time.time()
+        key = (
+            id(task.start_cond),
+            task._last_run,
+            task._last_success,
+            task._last_fail,
+            task._last_terminate,
+            task._last_inaction,
+            task._last_crash,
+        )
+        cached = self._predictions.get(task.name)
+        if cached is not None and cached[0] == key and (cached[1] is None or cached[1] > now):
+            return cached[1]
+        times = self._ctx.predictor.next_runs(task.start_cond, like=task, now=now, count=1)
+        value = times[0] if times else None
+        # The condition is kept with the entry: its id is part of the key.
+        self._predictions[task.name] = (key, value, task.start_cond)
+        return value
+
+    def explain(self, name: str) -> Explanation:
+        task = self.task(name)
+        scheduler = self._scheduler
+        tree = explain_condition(task.start_cond, task=task, session=self._session, texts=self._catalog.texts)
+        running = task.is_alive()
+        overlap = scheduler.overlap_of(name)
+        on_hold = scheduler.on_hold
+        requested = bool(task.batches)
+        reasons = []
+        if on_hold:
+            reasons.append("the scheduler is on hold")
+        if task.disabled and not requested:
+            reasons.append("the task is disabled")
+        if running and overlap == "skip":
+            reasons.append("it is already running, and its overlap policy is skip")
+        elif running and overlap == "buffer_one" and requested:
+            reasons.append("it is running; one start waits for the run to end (buffer_one)")
+        if requested:
+            reasons.append("a run was requested: it starts regardless of its condition")
+        elif tree["value"] is False:
+            reasons.append("its start condition is false")
+        elif tree["value"] is None:
+            reasons.append(f"its start condition failed: {tree['error']}")
+        blocked = (
+            on_hold or (running and overlap in ("skip", "buffer_one")) or (task.disabled and not requested)
+        )
+        would_start = not blocked and (requested or tree["value"] is True)
+        if would_start and not requested:
+            reasons.append("its start condition is true")
+        return Explanation(
+            task=name,
+            would_start=would_start,
+            reasons=reasons,
+            disabled=task.disabled,
+            running=running,
+            run_requested=requested,
+            overlap=overlap,
+            on_hold=on_hold,
+            start_cond=ConditionNode.model_validate(tree),
+            next_run=utc(self.next_run(task)),
+        )
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run_task(self, name: str, parameters: dict[str, Any] | None = None) -> ActionAccepted:
+        task = self.task(name)
+        parameters = parameters or {}
+        func = getattr(task, "func", None)
+        if parameters and func is not None:
+            check_parameters(func, parameters, name=name)
+        if task.batches:
+            raise TaskStateError(f"Task '{name}' already has a run waiting to start")
+        running = task.is_alive()
+        overlap = self._scheduler.overlap_of(name)
+        if running and overlap == "skip":
+            raise TaskStateError(f"Task '{name}' is already running (overlap policy: skip)")
+        task.run(parameters)
+        await self._scheduler.start_now(task)
+        detail = (
+            {
+                "buffer_one": "queued: it starts when the current run ends",
+                "replace": "the running run was terminated; a new one starts",
+                "allow": "started beside the running run",
+            }.get(overlap)
+            if running
+            else None
+        )
+        return ActionAccepted(task=name, action="run", detail=detail or "run requested")
+
+    def terminate_task(self, name: str) -> ActionAccepted:
+        task = self.task(name)
+        if not task.is_alive():
+            raise TaskStateError(f"Task '{name}' is not running")
+        task.terminate()
+        self._scheduler.wake()
+        return ActionAccepted(task=name, action="terminate", detail="termination requested")
+
+    # -- changing, durably -------------------------------------------------------------
+
+    async def update_task(
+        self, name: str, fields: TaskFields, actor: Actor, *, action: str = "edit", reason: str | None = None
+    ) -> TaskPublic:
+        """Apply every change or none, then store it; a store failure undoes it (503)."""
+        task = self.task(name)
+        changes = fields.changes()
+        async with self._ctx.write_lock:
+            before_fields = self._catalog.fields_of(task)
+            saved = self._catalog.save_point(name)
+            self._catalog.update(task, changes)
+            after_fields = self._catalog.fields_of(task)
+            try:
+                await self._ctx.record(name, action, diff(before_fields, after_fields), actor, reason=reason)
+            except Exception:
+                self._catalog.roll_back(task, saved)
+                raise
+        self._scheduler.touch(task)
+        return self.get_task(name)
+
+    async def set_disabled(
+        self, name: str, disabled: bool, actor: Actor, reason: str | None = None
+    ) -> TaskPublic:
+        return await self.update_task(
+            name,
+            TaskFields(disabled=disabled),
+            actor,
+            action="disable" if disabled else "enable",
+            reason=reason,
+        )
+
+    async def create_task(self, definition: TaskDefinition, actor: Actor) -> TaskPublic:
+        async with self._ctx.write_lock:
+            task = self._catalog.create(definition)
+            try:
+                created = self._catalog.fields_of(task)
+                await self._ctx.record(task.name, "create", diff({}, created), actor)
+            except Exception:
+                self._catalog.remove(task)
+                raise
+        self._scheduler.touch(task)
+        return self.get_task(task.name)
+
+    async def delete_task(self, name: str, actor: Actor, *, terminate: bool) -> None:
+        task = self.task(name)
+        if self._catalog.origin(name) == "code":
+            self._catalog.remove(task)  # refuses, saying why
+        if task.is_alive():
+            if not terminate:
+                raise TaskStateError(f"Task '{name}' is running; pass terminate=true to terminate it first")
+            await self._scheduler.terminate_now(task, "deleted")
+            if not await self._scheduler.wait_stopped(task, _STOP_WAIT):
+                raise TaskStateError(f"Task '{name}' did not stop (a thread that ignores termination)")
+        async with self._ctx.write_lock:
+            definition = self._catalog.runtime[name]
+            before = self._catalog.fields_of(task)
+            self._catalog.remove(task)
+            try:
+                await self._ctx.record(name, "delete", diff(before, {}), actor, origin="runtime")
+            except Exception:
+                self._catalog.create(definition)
+                raise
+
+    async def reset_task(self, name: str, actor: Actor) -> TaskPublic:
+        """Return a code task to its code definition."""
+        task = self.task(name)
+        async with self._ctx.write_lock:
+            before = self._catalog.fields_of(task)
+            saved = self._catalog.save_point(name)
+            self._catalog.reset(task)
+            try:
+                await self._ctx.record(name, "reset", diff(before, self._catalog.fields_of(task)), actor)
+            except Exception:
+                self._catalog.roll_back(task, saved)
+                raise
+        self._scheduler.touch(task)
+        return self.get_task(name)
+
+    # -- history -----------------------------------------------------------------------
+
+    async def versions(self, name: str, *, limit: int, cursor: LogCursor | None) -> VersionList:
+        entries, next_cursor = await asyncio.to_thread(
+            self._ctx.definitions.versions, name, limit=limit, cursor=cursor
+        )
+        if not entries and cursor is None and name not in self._session:
+            raise TaskNotFoundError(name)
+        return VersionList(
+            data=[VersionPublic(**{**vars(v), "created": utc(v.created)}) for v in entries],
+            next_cursor=next_cursor.encode() if next_cursor else None,
+        )
+
+    async def restore(self, name: str, version_id: int, actor: Actor) -> TaskPublic:
+        """Make ``name`` what it was after version ``version_id``."""
+        version = await asyncio.to_thread(self._ctx.definitions.version, name, version_id)
+        if version is None:
+            raise VersionNotFoundError(f"Task '{name}' has no version {version_id}")
+        if version.origin == "code":
+            if self._catalog.origin(name) != "code" or name not in self._session:
+                raise TaskStateError(f"Task '{name}' is no longer defined in code")
+            wanted = TaskFields.model_validate(version.definition or {})
+            task = self.task(name)
+            async with self._ctx.write_lock:
+                before = self._catalog.fields_of(task)
+                saved = self._catalog.save_point(name)
+                self._catalog.reset(task)
+                if version.definition:
+                    self._catalog.update(task, wanted.changes())
+                try:
+                    await self._ctx.record(
+                        name,
+                        "restore",
+                        diff(before, self._catalog.fields_of(task)),
+                        actor,
+                        reason=f"version {version_id}",
+                    )
+                except Exception:
+                    self._catalog.roll_back(task, saved)
+                    raise
+            self._scheduler.touch(task)
+            return self.get_task(name)
+        if version.definition is None:
+            raise InvalidInputError(
+                f"version {version_id} is the task's deletion; restore a version before it",
+                field="version",
+                value=version_id,
+                location="path",
+            )
+        definition = TaskDefinition.model_validate(version.definition)
+        return await self.replace_runtime(definition, actor, action="restore", reason=f"version {version_id}")
+
+    async def replace_runtime(
+        self, definition: TaskDefinition, actor: Actor, *, action: str, reason: str | None = None
+    ) -> TaskPublic:
+        """Create the runtime task, or make the existing one exactly ``definition``."""
+        name = definition.name
+        existing = self._session.tasks.find(name)
+        if existing is None:
+            async with self._ctx.write_lock:
+                task = self._catalog.create(definition)
+                try:
+                    await self._ctx.record(
+                        name, action, diff({}, self._catalog.fields_of(task)), actor, reason=reason
+                    )
+                except Exception:
+                    self._catalog.remove(task)
+                    raise
+            self._scheduler.touch(task)
+            return self.get_task(name)
+        if self._catalog.origin(name) != "runtime":
+            raise TaskStateError(f"Task '{name}' is defined in code; its definition cannot be replaced")
+        current = self._catalog.runtime[name]
+        if (current.func, current.command) != (definition.func, definition.command):
+            if existing.is_alive():
+                raise TaskStateError(f"Task '{name}' is running; what it runs cannot change meanwhile")
+            async with self._ctx.write_lock:
+                before = self._catalog.fields_of(existing)
+                self._catalog.remove(existing)
+                try:
+                    task = self._catalog.create(definition)
+                except Exception:
+                    self._catalog.create(current)
+                    raise
+                try:
+                    await self._ctx.record(
+                        name, action, diff(before, self._catalog.fields_of(task)), actor, reason=reason
+                    )
+                except Exception:
+                    self._catalog.remove(task)
+                    self._catalog.create(current)
+                    raise
+            self._scheduler.touch(task)
+            return self.get_task(name)
+        changes = definition.model_dump(include=set(EDITABLE))
+        return await self.update_task(
+            name, TaskFields.model_validate(changes), actor, action=action, reason=reason
+        )
