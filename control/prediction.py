@@ -54,7 +54,9 @@ class Predictor:
         once; None when the first cannot be known."""
         shadow = self._task
         for action in _ACTIONS:
-            setattr(shadow, f"_last_{action}", getattr(like, f"_last_{action}", None) if like is not None else None)
+            # ``like is not None``, never ``like``: a task's truth value evaluates its condition.
+            value = getattr(like, f"_last_{action}", None) if like is not None else None
+            setattr(shadow, f"_last_{action}", value)
         times: list[float] = []
         # Never before the task's own latest record: Rocketry reads the log instead of its
         # cached times when a record looks newer than "now".
