@@ -36,7 +36,9 @@ from rocketry.core.time.base import TimeDelta, TimePeriod
 from rocketry.time import TimeOfDay, TimeOfHour, TimeOfMinute, TimeOfSecond
 
 INF = math.inf
-_INSTANT = 1e-6  # Rocketry's times have microsecond resolution
+# Rocketry compares datetimes rounded to the microsecond, so a float time within a few
+# microseconds of a boundary may still fall on it: "an instant later" is 10 µs.
+_INSTANT = 1e-5
 _RESOLUTION = datetime.timedelta(microseconds=1)
 # Periods whose intervals repeat with a fixed length, where Rocketry's arithmetic holds.
 _EXACT_SCOPES = (TimeOfSecond, TimeOfMinute, TimeOfHour, TimeOfDay)
@@ -126,10 +128,11 @@ def _aging(period: TimeDelta, subject, actions, now: float) -> float:
         return now
     past = period.past.total_seconds()
     times = [getattr(subject, f"_last_{action}", None) for action in actions]
-    leaving = [t + past for t in times if t is not None and t + past >= now]
+    # At exactly record + past Rocketry still counts the record (even a few microseconds
+    # past it, after rounding); it leaves right after.
+    leaving = [t + past for t in times if t is not None and t + past > now - _INSTANT]
     if not leaving:
         return INF
-    # At exactly record + past Rocketry still counts the record; it leaves right after.
     return max(min(leaving), now + _INSTANT)
 
 

@@ -83,6 +83,7 @@ class ControlScheduler(Scheduler):
         self._overlap: dict[str, str] = {}  # task name -> overlap policy, when not "skip"
         self._active: dict[str, Task] = {}  # tasks with runs on their stack
         self._stopped: dict[str, asyncio.Event] = {}  # set when a task's last run ends
+        self._checking: set[str] = set()  # tasks whose check is under way (it may await)
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -284,6 +285,17 @@ class ControlScheduler(Scheduler):
         self.n_cycles += 1
 
     async def _check(self, task: Task) -> Verdict:
+        if task.name in self._checking:
+            # Checked right now by the other path (a run request, or a cycle) that is
+            # waiting for a replaced run to end; that check decides.
+            return "running"
+        self._checking.add(task.name)
+        try:
+            return await self._check_once(task)
+        finally:
+            self._checking.discard(task.name)
+
+    async def _check_once(self, task: Task) -> Verdict:
         self.n_checks += 1
         if task.on_startup or task.on_shutdown:
             return "not_due"
@@ -436,8 +448,11 @@ class ControlScheduler(Scheduler):
             self._log(task, "log_termination", reason=reason, task_run=run)
         elif run.is_async:
             run.task.cancel()
-            # The task logs its own termination when the cancellation reaches it.
+            # The task logs its own termination when the cancellation reaches it, unless it
+            # had not begun: then its coroutine never ran, and the termination is logged here.
             await asyncio.wait({run.task}, timeout=_PROCESS_GRACE)
+            if run.task.done() and run.task.cancelled():
+                self._log(task, "log_termination", reason=reason, task_run=run)
         elif run.is_thread:
             # Threads cannot be killed: they stop when they poll Rocketry's TerminationFlag.
             run.event_terminate.set()

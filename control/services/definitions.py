@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from pydantic import ValidationError
+from rocketry.core.parameters import Parameters
 
 
 class ImportRefusedError(InvalidInputError):
@@ -86,7 +87,8 @@ class DefinitionService:
             if name not in self._ctx.api_parameters:
                 raise ParameterNotFoundError(f"Parameter '{name}' not found")
             await self._ctx.store_call(self._ctx.definitions.delete_parameter, name)
-            self._session.parameters.pop(name, None)
+            remaining = {key: value for key, value in self._session.parameters.items() if key != name}
+            self._session.parameters = Parameters(remaining)
             self._ctx.api_parameters.discard(name)
         self._ctx.scheduler.wake()
 
