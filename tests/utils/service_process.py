@@ -39,6 +39,7 @@ class ServiceProcess:
         self.env = {
             **os.environ,
             "SCHEDULER_TASK_PACKAGES": packages,
+            "SCHEDULER_TASK_FUNC_PACKAGES": '["tests.support_tasks"]',
             "SCHEDULER_CYCLE_SLEEP": "0.05",
             "SCHEDULER_SHUTDOWN_TIMEOUT": "4",
             **(env or {}),
