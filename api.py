@@ -4,7 +4,7 @@ from control.audit import SQLAuditStore
 from control.auth import TokenRegistry
 from control.handlers import add_error_handlers
 from control.middleware import AuditMiddleware, BodyLimitMiddleware, SecurityHeadersMiddleware
-from control.routes import audit, auth, definitions, health, logs, parameters, session, tasks
+from control.routes import audit, auth, definitions, events, health, logs, parameters, session, tasks
 from control.schemas import Message
 from control.services.assemble import Services
 from control.settings import Settings
@@ -45,6 +45,7 @@ def create_app(
         session.router,
         definitions.router,
         definitions.conditions,
+        events.router,
         audit.router,
         auth.router,
     ):

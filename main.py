@@ -3,6 +3,7 @@
 import control  # noqa: F401  (first: puts rocketry on pydantic.v1 before anything imports it)
 from control.audit import SQLAuditStore
 from control.auth import TokenRegistry, check_exposure
+from control.events import EventHub
 from control.logstores.sql import SQLLogStore
 from control.logstores.url import redacted
 from control.runner import ControlServer, run_service
@@ -65,12 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     except (SQLAlchemyError, OSError) as exc:
         return fail(f"cannot open the database {redacted(settings.database_url)}: {str(exc).splitlines()[0]}")
     try:
-        rocketry_app = create_scheduler(settings, store)
+        events = EventHub()
+        rocketry_app = create_scheduler(settings, store, events=events)
         scheduler = rocketry_app.session.scheduler
-        services = build_services(settings, rocketry_app, log_store=store, engine=store.engine)
+        services = build_services(settings, rocketry_app, log_store=store, engine=store.engine, events=events)
         app = create_app(services, settings=settings, tokens=tokens, audit_store=audit_store)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level)
-        server = ControlServer(config, scheduler=scheduler, stop_timeout=settings.shutdown_timeout)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=3,
+        )
+        server = ControlServer(
+            config, scheduler=scheduler, stop_timeout=settings.shutdown_timeout, on_stopping=events.close
+        )
         # Tasks, conditions and modules live as long as the process: keep them out of the
         # garbage collector's full passes, which at thousands of tasks pause the event
         # loop for tens of milliseconds.

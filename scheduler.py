@@ -3,7 +3,9 @@
 from control.discovery import discover_groups
 from control.engine import children
 from control.engine.loop import ControlScheduler
+from control.engine.output import OutputCapture
 from control.engine.session import ControlSession
+from control.events import EventHub, LogEventBridge, RunOutputSink
 from control.logstores.base import LogStore
 from control.settings import Settings
 
@@ -13,8 +15,9 @@ import os
 from rocketry import Rocketry
 
 
-def create_scheduler(settings: Settings, store: LogStore) -> Rocketry:
-    """A Rocketry app whose tasks come from ``settings.task_packages`` and log to ``store``."""
+def create_scheduler(settings: Settings, store: LogStore, *, events: EventHub) -> Rocketry:
+    """A Rocketry app whose tasks come from ``settings.task_packages``, log to ``store`` and
+    to the ``events`` stream, and whose runs' output is kept per run."""
     children.install()
     session = ControlSession(
         config={
@@ -32,15 +35,21 @@ def create_scheduler(settings: Settings, store: LogStore) -> Rocketry:
         }
     )
     session.scheduler = ControlScheduler(session, shutdown_timeout=settings.shutdown_timeout)
-    _detach_previous_store(session.config.task_logger_basename)
+    _detach_previous_handlers(session.config.task_logger_basename)
     app = Rocketry(session=session, logger_repo=store)
+    logging.getLogger(session.config.task_logger_basename).addHandler(LogEventBridge(events))
+    output = OutputCapture(max_bytes=settings.max_output_bytes, sink=RunOutputSink(store, events))
+    output.install(session)
+    session.scheduler.output = output
     for group in discover_groups(settings.task_packages):
         app.include_grouper(group)
     return app
 
 
-def _detach_previous_store(logger_name: str) -> None:
-    # Rocketry's task logger is process-wide; the store of a previous app built in this
-    # process (tests build many) must not keep receiving records.
+def _detach_previous_handlers(logger_name: str) -> None:
+    # Rocketry's task logger is process-wide; the store and the event stream of a previous
+    # app built in this process (tests build many) must not keep receiving records.
     task_logger = logging.getLogger(logger_name)
-    task_logger.handlers = [h for h in task_logger.handlers if not hasattr(h, "repo")]
+    task_logger.handlers = [
+        h for h in task_logger.handlers if not hasattr(h, "repo") and not isinstance(h, LogEventBridge)
+    ]

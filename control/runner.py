@@ -6,6 +6,7 @@ from control.engine.loop import ControlScheduler
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import uvicorn
 
@@ -31,10 +32,19 @@ class ControlServer(uvicorn.Server):
     covers SIGINT, SIGTERM and ``should_exit`` alike, while the API still answers.
     """
 
-    def __init__(self, config: uvicorn.Config, *, scheduler: ControlScheduler, stop_timeout: float):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        scheduler: ControlScheduler,
+        stop_timeout: float,
+        on_stopping: Callable[[], None] | None = None,
+    ):
         super().__init__(config)
         self.scheduler = scheduler
         self.stop_timeout = stop_timeout
+        # Ends long-lived responses (event streams), which the server would wait for.
+        self.on_stopping = on_stopping
         self.bound = asyncio.Event()
         self.scheduler_task: asyncio.Task | None = None
 
@@ -44,6 +54,8 @@ class ControlServer(uvicorn.Server):
 
     async def shutdown(self, sockets=None) -> None:
         await self.stop_scheduler()
+        if self.on_stopping is not None:
+            self.on_stopping()
         await super().shutdown(sockets)
 
     async def serve(self, sockets=None) -> None:

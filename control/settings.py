@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         False,
         description="Allow creating tasks that run shell commands (remote code execution: off by default)",
     )
+    max_output_bytes: Annotated[int, Field(gt=0)] = Field(
+        65_536, description="Output (prints and logging) kept per run; beyond it, one truncation line"
+    )
     cycle_sleep: Annotated[float, Field(gt=0, le=60)] = Field(
         0.1, description="Longest time the scheduler sleeps between two passes over the tasks"
     )

@@ -11,6 +11,7 @@ is checked with Rocketry's own ``Task.is_runnable``.
 from __future__ import annotations
 
 from control.engine.planner import Planner, Verdict, order_key
+from control.logstores.base import OutputLine
 
 import asyncio
 import heapq
@@ -84,6 +85,7 @@ class ControlScheduler(Scheduler):
         self._active: dict[str, Task] = {}  # tasks with runs on their stack
         self._stopped: dict[str, asyncio.Event] = {}  # set when a task's last run ends
         self._checking: set[str] = set()  # tasks whose check is under way (it may await)
+        self.output = None  # an OutputCapture: runs' prints and logging, per run
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -385,7 +387,11 @@ class ControlScheduler(Scheduler):
                 daemon=task.daemon if task.daemon is not None else session.config.tasks_as_daemon,
             )
             run.task = process
-            process.start()
+            if self.output is not None:
+                with self.output.forking(task.name, run.run_id):
+                    process.start()
+            else:
+                process.start()
         except Exception:
             if run.run_id is None:
                 run.run_id = task.get_run_id(run)
@@ -505,6 +511,10 @@ class ControlScheduler(Scheduler):
             except (OSError, ValueError, EOFError):
                 logger.exception("Reading the task process queue failed")
                 return
+            if isinstance(record, OutputLine):
+                if self.output is not None:
+                    self.output.sink(record)
+                continue
             task = self.session.tasks.find(record.task_name)
             if record.action == "fail":
                 # The process already formatted the traceback into exc_text.

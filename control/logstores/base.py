@@ -72,6 +72,18 @@ class LogEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputLine:
+    """One line a run wrote: ``stream`` is stdout, stderr or log; ``seq`` counts from 0 per run."""
+
+    task_name: str
+    run_id: str
+    seq: int
+    created: float
+    stream: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class LogCursor:
     """Position after the last record of a page (pages run newest first)."""
 
@@ -156,6 +168,14 @@ class LogStore(TemplateRepo):
     def latest_actions(self) -> dict[str, dict[str, float]]:
         """For every task, the time of its newest record of each action (one query, so a
         scheduler with thousands of tasks restores their state quickly)."""
+
+    @abstractmethod
+    def add_output(self, line: OutputLine) -> None:
+        """Keep a line of a run's output (queued like the records; any thread)."""
+
+    @abstractmethod
+    def output(self, task_name: str, run_id: str, *, after: int = -1, limit: int = 1000) -> list[OutputLine]:
+        """A run's output lines with ``seq`` over ``after``, in order."""
 
     @abstractmethod
     def flush(self, timeout: float) -> bool:

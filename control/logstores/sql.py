@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control.logstores.base import LogEntry, LogPage, LogQuery, LogStore, StoreHealth
+from control.logstores.base import LogEntry, LogPage, LogQuery, LogStore, OutputLine, StoreHealth
 from control.paging import newest_first
 
 import logging
@@ -55,6 +55,21 @@ task_log = sa.Table(
     sa.Index("ix_task_log_task_action_created", "task_name", "action", "created"),
     sa.Index("ix_task_log_action_created", "action", "created"),
 )
+
+run_output = sa.Table(
+    "run_output",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("task_name", sa.String(255), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("created", sa.Double(), nullable=False),
+    sa.Column("stream", sa.String(10), nullable=False),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Index("ix_run_output_run", "task_name", "run_id", "seq"),
+    sa.Index("ix_run_output_created", "created"),
+)
+_OUTPUT_FIELDS = ("task_name", "run_id", "seq", "created", "stream", "text")
 
 _FIELDS = ("task_name", "action", "created", "run_id", "start", "end", "runtime", "message", "exc_text")
 _BATCH = 500
@@ -129,6 +144,7 @@ class SQLLogStore(LogStore):
     _closing: bool = PrivateAttr(False)
     _retention: tuple = PrivateAttr()
     _insert_sql: str = PrivateAttr()
+    _output_sql: str = PrivateAttr()
     _max_pending: int = PrivateAttr()
 
     def __init__(
@@ -144,7 +160,8 @@ class SQLLogStore(LogStore):
         super().__init__(model=LogEntry, id_field="id")
         self._engine = create_engine(url)
         metadata.create_all(self._engine)
-        self._insert_sql = _insert_sql(self._engine.dialect)
+        self._insert_sql = _insert_sql(self._engine.dialect, "task_log", _FIELDS)
+        self._output_sql = _insert_sql(self._engine.dialect, "run_output", _OUTPUT_FIELDS)
         self._pending = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -163,7 +180,10 @@ class SQLLogStore(LogStore):
 
     # -- writing -----------------------------------------------------------------------
 
-    def insert(self, item: LogEntry) -> None:
+    def add_output(self, line: OutputLine) -> None:
+        self.insert(line)
+
+    def insert(self, item: LogEntry | OutputLine) -> None:
         with self._lock:
             if len(self._pending) >= self._max_pending:
                 self._pending.popleft()
@@ -184,10 +204,15 @@ class SQLLogStore(LogStore):
             if not batch:
                 return True
             try:
+                records = [_values(entry) for entry in batch if isinstance(entry, LogEntry)]
+                lines = [_output_values(line) for line in batch if isinstance(line, OutputLine)]
                 with self._engine.begin() as conn:
                     # Straight to the driver: SQLAlchemy's per-statement work would hold the
                     # GIL that the event loop (and the API) is waiting for.
-                    conn.exec_driver_sql(self._insert_sql, [_values(entry) for entry in batch])
+                    if records:
+                        conn.exec_driver_sql(self._insert_sql, records)
+                    if lines:
+                        conn.exec_driver_sql(self._output_sql, lines)
             except sa.exc.SQLAlchemyError as exc:
                 with self._lock:
                     if self._health.status == "ok":
@@ -287,6 +312,7 @@ class SQLLogStore(LogStore):
         removed = 0
         if days:
             removed += self._delete_chunks(sa.and_(t.created < now - days * 86_400, superseded))
+            removed += self._delete_chunks(run_output.c.created < now - days * 86_400, table=run_output)
         if per_task:
             with self._engine.connect() as conn:
                 crowded = (
@@ -315,12 +341,12 @@ class SQLLogStore(LogStore):
             logger.info("pruned %d log records", removed)
         return removed
 
-    def _delete_chunks(self, where: sa.ColumnElement) -> int:
-        victims = sa.select(task_log.c.id).where(where).limit(_PRUNE_CHUNK).scalar_subquery()
+    def _delete_chunks(self, where: sa.ColumnElement, *, table: sa.Table = task_log) -> int:
+        victims = sa.select(table.c.id).where(where).limit(_PRUNE_CHUNK).scalar_subquery()
         removed = 0
         while True:
             with self._engine.begin() as conn:
-                count = conn.execute(sa.delete(task_log).where(task_log.c.id.in_(victims))).rowcount
+                count = conn.execute(sa.delete(table).where(table.c.id.in_(victims))).rowcount
             removed += count
             if count < _PRUNE_CHUNK:
                 return removed
@@ -342,6 +368,17 @@ class SQLLogStore(LogStore):
             rows, cursor = newest_first(conn, task_log, where, limit=query.limit, cursor=query.cursor)
         return LogPage(entries=[LogEntry(**row._mapping) for row in rows], next_cursor=cursor)
 
+    def output(self, task_name: str, run_id: str, *, after: int = -1, limit: int = 1000) -> list[OutputLine]:
+        t = run_output.c
+        stmt = (
+            sa.select(*(t[name] for name in _OUTPUT_FIELDS))
+            .where(t.task_name == task_name, t.run_id == run_id, t.seq > after)
+            .order_by(t.seq)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [OutputLine(**row._mapping) for row in conn.execute(stmt)]
+
     def latest_actions(self) -> dict[str, dict[str, float]]:
         with self._lock:
             pending = list(self._pending)
@@ -352,6 +389,8 @@ class SQLLogStore(LogStore):
             for name, action, created in conn.execute(stmt):
                 latest.setdefault(name, {})[action] = created
         for entry in pending:
+            if not isinstance(entry, LogEntry):
+                continue
             actions = latest.setdefault(entry.task_name, {})
             if entry.created > actions.get(entry.action, -1.0):
                 actions[entry.action] = entry.created
@@ -375,7 +414,7 @@ class SQLLogStore(LogStore):
         if not pending:
             return []
         matcher = QueryMatcher(query, value_getter=getattr)
-        return [entry for entry in pending if entry in matcher]
+        return [entry for entry in pending if isinstance(entry, LogEntry) and entry in matcher]
 
     def query_items(self, query: dict) -> Iterator[LogEntry]:
         # Queued records are read before the table: one committed in between is then
@@ -421,13 +460,17 @@ def _values(entry: LogEntry) -> tuple:
     return tuple(getattr(entry, name) for name in _FIELDS)
 
 
-def _insert_sql(dialect: sa.Dialect) -> str:
+def _output_values(line: OutputLine) -> tuple:
+    return tuple(getattr(line, name) for name in _OUTPUT_FIELDS)
+
+
+def _insert_sql(dialect: sa.Dialect, table: str, fields: tuple[str, ...]) -> str:
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{}", "named": ":{}"}
     style = marker.get(dialect.paramstyle)
     if style is None or "{}" in style:
         raise ValueError(f"unsupported parameter style {dialect.paramstyle!r}")
-    columns = ", ".join(dialect.identifier_preparer.quote(name) for name in _FIELDS)
-    return f"INSERT INTO task_log ({columns}) VALUES ({', '.join([style] * len(_FIELDS))})"
+    columns = ", ".join(dialect.identifier_preparer.quote(name) for name in fields)
+    return f"INSERT INTO {table} ({columns}) VALUES ({', '.join([style] * len(fields))})"
 
 
 def _short(exc: BaseException) -> str:

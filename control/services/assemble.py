@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from control.definitions.catalog import TaskCatalog
 from control.definitions.store import SQLDefinitionStore
+from control.events import EventHub
 from control.logstores.base import LogStore
 from control.prediction import Predictor
 from control.services.context import Context
@@ -26,7 +27,9 @@ class Services:
     context: Context
 
 
-def build_services(settings: Settings, app: Rocketry, *, log_store: LogStore, engine: sa.Engine) -> Services:
+def build_services(
+    settings: Settings, app: Rocketry, *, log_store: LogStore, engine: sa.Engine, events: EventHub
+) -> Services:
     """The services, with the tasks and parameters stored earlier applied to the session:
     code tasks get their edits back, runtime tasks are created again, and what no longer
     loads is kept aside as broken (the rest starts)."""
@@ -50,6 +53,7 @@ def build_services(settings: Settings, app: Rocketry, *, log_store: LogStore, en
         catalog=catalog,
         predictor=Predictor(session),
         settings=settings,
+        events=events,
         api_parameters=set(parameters),
     )
     tasks = TaskService(context)

@@ -6,6 +6,7 @@ from control.definitions.catalog import TaskCatalog
 from control.definitions.store import SQLDefinitionStore, StoredDefinition, Version
 from control.engine.loop import ControlScheduler
 from control.errors import StoreUnavailableError
+from control.events import EventHub
 from control.logstores.base import LogStore
 from control.prediction import Predictor
 from control.settings import Settings
@@ -38,6 +39,7 @@ class Context:
     catalog: TaskCatalog
     predictor: Predictor
     settings: Settings
+    events: EventHub
     # Names of the session parameters set through the API (code may set others).
     api_parameters: set[str] = field(default_factory=set)
     # Changes are applied and stored one at a time, so the store's order is the session's.
@@ -74,4 +76,8 @@ class Context:
             origin=origin or self.catalog.origin(name),
             definition=stored.fields if stored else None,
         )
-        return await self.store_call(self.definitions.save, stored, version, name=name)
+        saved = await self.store_call(self.definitions.save, stored, version, name=name)
+        self.events.publish(
+            action, name, saved.created, {"changes": changes, "actor": actor.name, "reason": reason}
+        )
+        return saved

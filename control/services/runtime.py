@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from control.logstores.base import LogPage, LogQuery
+from control.events import Subscription
+from control.logstores.base import LogPage, LogQuery, OutputLine
 from control.logstores.url import redacted
 from control.schemas import (
     HealthPublic,
@@ -14,6 +15,16 @@ from control.schemas import (
 from control.services.context import Context, utc
 
 import time
+from dataclasses import dataclass
+
+_FINAL = ("success", "fail", "terminate", "inaction", "crash")
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    known: bool
+    finished: bool
+    lines: list[OutputLine]
 
 
 class RuntimeService:
@@ -77,4 +88,25 @@ class RuntimeService:
             status=status,
             scheduler=scheduler_state,
             store=StoreHealthPublic(status=store.status, pending=store.pending, lost=store.lost),
+        )
+
+    # -- the event stream --------------------------------------------------------------
+
+    def subscribe(self, *, tasks=None, kinds=None, after: int | None = None) -> Subscription:
+        return self._ctx.events.subscribe(tasks=tasks, kinds=kinds, after=after)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._ctx.events.unsubscribe(subscription)
+
+    def run_output(self, task: str, run_id: str, *, after: int = -1) -> RunOutput:
+        """A run's stored output and whether the run has ended; blocking (database I/O)."""
+        store = self._store
+        if store.health().status == "ok":
+            store.flush(timeout=1.0)
+        records = store.filter_by(task_name=task, run_id=run_id).all()
+        lines = store.output(task, run_id, after=after, limit=100_000)
+        return RunOutput(
+            known=bool(records) or bool(lines),
+            finished=any(r.action in _FINAL for r in records),
+            lines=lines,
         )

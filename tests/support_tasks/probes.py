@@ -85,3 +85,37 @@ def short_process(seconds: float = 0.5):
 async def nap(seconds: float = 0.5):
     """Takes a moment, for the overlap policies."""
     await asyncio.sleep(seconds)
+
+
+def _chatter(lines: int, fail: bool) -> None:
+    import logging
+    import sys
+
+    for i in range(lines):
+        print(f"line {i}")
+    logging.getLogger("tests.chatty").warning("a warning from the task")
+    print("to stderr", file=sys.stderr)
+    if fail:
+        raise RuntimeError("chatty failed")
+
+
+@group.task(execution="async")
+async def chatty(lines: int = 3, fail: bool = False):
+    _chatter(lines, fail)
+
+
+@group.task(execution="thread")
+def chatty_thread(lines: int = 3, fail: bool = False):
+    _chatter(lines, fail)
+
+
+@group.task(execution="process")
+def chatty_process(lines: int = 3, fail: bool = False):
+    _chatter(lines, fail)
+
+
+@group.task(execution="async")
+async def ticker(count: int = 5, pause: float = 0.2):
+    for i in range(count):
+        print(f"tick {i}", flush=True)
+        await asyncio.sleep(pause)

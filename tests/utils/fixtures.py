@@ -3,6 +3,7 @@
 from control.audit import SQLAuditStore
 from control.auth import TokenRegistry
 from control.engine.loop import ControlScheduler
+from control.events import EventHub
 from control.logstores.sql import SQLLogStore
 from control.services.assemble import Services, build_services
 from control.settings import Settings
@@ -95,9 +96,10 @@ class RunningService:
 
 async def start_service(settings: Settings):
     store = SQLLogStore(settings.database_url)
-    app = create_scheduler(settings, store)
+    events = EventHub()
+    app = create_scheduler(settings, store, events=events)
     scheduler = app.session.scheduler
-    services = build_services(settings, app, log_store=store, engine=store.engine)
+    services = build_services(settings, app, log_store=store, engine=store.engine, events=events)
     api = create_app(
         services,
         settings=settings,
