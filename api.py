@@ -2,9 +2,11 @@
 
 from control.audit import SQLAuditStore
 from control.auth import TokenRegistry
+from control.batching import BatchQueue
 from control.handlers import add_error_handlers
 from control.middleware import AuditMiddleware, BodyLimitMiddleware, SecurityHeadersMiddleware
 from control.routes import audit, auth, definitions, events, health, logs, parameters, session, tasks
+from control.routes import batch as batch_routes
 from control.schemas import Message
 from control.services.assemble import Services
 from control.settings import Settings
@@ -22,7 +24,12 @@ COMMON_RESPONSES = {
 
 
 def create_app(
-    services: Services, *, settings: Settings, tokens: TokenRegistry, audit_store: SQLAuditStore
+    services: Services,
+    *,
+    settings: Settings,
+    tokens: TokenRegistry,
+    audit_store: SQLAuditStore,
+    batch: BatchQueue | None = None,
 ) -> FastAPI:
     docs = settings.docs
     app = FastAPI(
@@ -37,6 +44,8 @@ def create_app(
     app.state.tokens = tokens
     app.state.audit = audit_store
     app.state.web_sessions = WebSessions(ttl_seconds=settings.web_session_hours * 3600)
+    app.state.cors_origins = tuple(settings.cors_origins)
+    app.state.batch = batch
     add_error_handlers(app)
     for router in (
         tasks.router,
@@ -51,6 +60,8 @@ def create_app(
     ):
         app.include_router(router, responses=COMMON_RESPONSES)
     app.include_router(health.router)
+    if batch is not None:
+        app.include_router(batch_routes.router)
     # Outermost last: audit sees every change, including those refused for size.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -3,6 +3,7 @@
 import control  # noqa: F401  (first: puts rocketry on pydantic.v1 before anything imports it)
 from control.audit import SQLAuditStore
 from control.auth import TokenRegistry, check_exposure
+from control.batching import BatchQueue
 from control.events import EventHub
 from control.logstores.sql import SQLLogStore
 from control.logstores.url import redacted
@@ -67,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"cannot open the database {redacted(settings.database_url)}: {str(exc).splitlines()[0]}")
     try:
         events = EventHub()
-        rocketry_app = create_scheduler(settings, store, events=events)
+        batch = BatchQueue(limit=settings.batch_queue_limit) if settings.batch_example else None
+        rocketry_app = create_scheduler(settings, store, events=events, batch=batch)
         scheduler = rocketry_app.session.scheduler
         services = build_services(settings, rocketry_app, log_store=store, engine=store.engine, events=events)
-        app = create_app(services, settings=settings, tokens=tokens, audit_store=audit_store)
+        app = create_app(services, settings=settings, tokens=tokens, audit_store=audit_store, batch=batch)
         config = uvicorn.Config(
             app,
             host=settings.host,

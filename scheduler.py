@@ -1,5 +1,6 @@
 """The Rocketry application: session configuration, the log store it writes to, and its tasks."""
 
+from control.batching import BatchQueue, add_batch_task
 from control.discovery import discover_groups
 from control.engine import children
 from control.engine.loop import ControlScheduler
@@ -15,7 +16,9 @@ import os
 from rocketry import Rocketry
 
 
-def create_scheduler(settings: Settings, store: LogStore, *, events: EventHub) -> Rocketry:
+def create_scheduler(
+    settings: Settings, store: LogStore, *, events: EventHub, batch: BatchQueue | None = None
+) -> Rocketry:
     """A Rocketry app whose tasks come from ``settings.task_packages``, log to ``store`` and
     to the ``events`` stream, and whose runs' output is kept per run."""
     children.install()
@@ -43,6 +46,8 @@ def create_scheduler(settings: Settings, store: LogStore, *, events: EventHub) -
     session.scheduler.output = output
     for group in discover_groups(settings.task_packages):
         app.include_grouper(group)
+    if batch is not None:
+        add_batch_task(session, batch, size=settings.batch_size, every=settings.batch_every)
     return app
 
 

@@ -10,7 +10,7 @@ from control.websessions import COOKIE_NAME, CSRF_HEADER, WebSessions
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -59,6 +59,38 @@ async def get_identity(
 
 async def get_actor(request: Request, identity: Annotated[Identity, Depends(get_identity)]) -> Actor:
     return Actor(name=identity.name, client=request.client.host if request.client else None)
+
+
+async def websocket_identity(websocket: WebSocket, role: Role) -> Identity | None:
+    """The same tokens as HTTP, checked before a WebSocket is accepted; None after refusing it.
+
+    A browser sends its cookie on a WebSocket from any site, so with the cookie the
+    ``Origin`` must be this service's own (or a listed CORS origin)."""
+    app = websocket.app
+    registry: TokenRegistry = app.state.tokens
+    identity: Identity | None = None
+    reason = "this needs a token"
+    if not registry.enabled:
+        identity = OPEN_ACCESS
+    elif (header := websocket.headers.get("authorization")) is not None:
+        scheme, _, token = header.partition(" ")
+        identity = registry.identify(token.strip()) if scheme.lower() == "bearer" else None
+        reason = "invalid bearer token"
+    elif (cookie := websocket.cookies.get(COOKIE_NAME)) is not None:
+        session = app.state.web_sessions.get(cookie)
+        origin = websocket.headers.get("origin")
+        own = f"{'https' if websocket.url.scheme == 'wss' else 'http'}://{websocket.headers.get('host')}"
+        if session is not None and origin in (own, *app.state.cors_origins):
+            identity = session.identity
+        reason = "sign in again, from this service's own page"
+    if identity is not None and not identity.allows(role):
+        reason, identity = (
+            f"token '{identity.name}' has role '{identity.role.name}'; this needs '{role.name}'",
+            None,
+        )
+    if identity is None:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=reason)
+    return identity
 
 
 def require(role: Role):

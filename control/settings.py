@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     max_output_bytes: Annotated[int, Field(gt=0)] = Field(
         65_536, description="Output (prints and logging) kept per run; beyond it, one truncation line"
     )
+    batch_example: bool = Field(
+        True, description="Serve the batch example: /batch WebSocket + batch_requests task"
+    )
+    batch_size: Annotated[int, Field(gt=0, le=10_000)] = Field(10, description="K: requests taken per batch")
+    batch_every: Annotated[float, Field(gt=0)] = Field(2.0, description="N: seconds between two batches")
+    batch_queue_limit: Annotated[int, Field(gt=0)] = Field(
+        1000, description="Requests that may wait; beyond it a request is answered with an error"
+    )
     cycle_sleep: Annotated[float, Field(gt=0, le=60)] = Field(
         0.1, description="Longest time the scheduler sleeps between two passes over the tasks"
     )

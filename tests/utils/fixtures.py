@@ -2,6 +2,7 @@
 
 from control.audit import SQLAuditStore
 from control.auth import TokenRegistry
+from control.batching import BatchQueue
 from control.engine.loop import ControlScheduler
 from control.events import EventHub
 from control.logstores.sql import SQLLogStore
@@ -37,6 +38,7 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
         "cycle_sleep": 0.05,
         "shutdown_timeout": 4.0,
         "retention_interval": 3600.0,
+        "batch_example": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -97,7 +99,8 @@ class RunningService:
 async def start_service(settings: Settings):
     store = SQLLogStore(settings.database_url)
     events = EventHub()
-    app = create_scheduler(settings, store, events=events)
+    batch = BatchQueue(limit=settings.batch_queue_limit) if settings.batch_example else None
+    app = create_scheduler(settings, store, events=events, batch=batch)
     scheduler = app.session.scheduler
     services = build_services(settings, app, log_store=store, engine=store.engine, events=events)
     api = create_app(
@@ -105,6 +108,7 @@ async def start_service(settings: Settings):
         settings=settings,
         tokens=TokenRegistry(settings.token_specs()),
         audit_store=SQLAuditStore(store.engine),
+        batch=batch,
     )
     serving = asyncio.create_task(scheduler.serve())
     await async_wait_until(lambda: scheduler.is_ready or serving.done(), what="scheduler start")

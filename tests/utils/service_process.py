@@ -42,6 +42,7 @@ class ServiceProcess:
             "SCHEDULER_TASK_FUNC_PACKAGES": '["tests.support_tasks"]',
             "SCHEDULER_CYCLE_SLEEP": "0.05",
             "SCHEDULER_SHUTDOWN_TIMEOUT": "4",
+            "SCHEDULER_BATCH_EXAMPLE": "false",
             **(env or {}),
         }
         self.process: subprocess.Popen | None = None
