@@ -5,7 +5,18 @@ from control.auth import TokenRegistry
 from control.batching import BatchQueue
 from control.handlers import add_error_handlers
 from control.middleware import AuditMiddleware, BodyLimitMiddleware, SecurityHeadersMiddleware
-from control.routes import audit, auth, definitions, events, health, logs, parameters, session, tasks
+from control.routes import (
+    audit,
+    auth,
+    dashboard,
+    definitions,
+    events,
+    health,
+    logs,
+    parameters,
+    session,
+    tasks,
+)
 from control.routes import batch as batch_routes
 from control.schemas import Message
 from control.services.assemble import Services
@@ -14,6 +25,7 @@ from control.websessions import WebSessions
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 # Answers any route may give, documented once for all of them.
 COMMON_RESPONSES = {
@@ -60,6 +72,8 @@ def create_app(
     ):
         app.include_router(router, responses=COMMON_RESPONSES)
     app.include_router(health.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC), name="static")
     if batch is not None:
         app.include_router(batch_routes.router)
     # Outermost last: audit sees every change, including those refused for size.

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SQLAlchemyError, OSError) as exc:
         return fail(f"cannot open the database {redacted(settings.database_url)}: {str(exc).splitlines()[0]}")
     try:
-        events = EventHub()
+        events = EventHub(buffer=settings.event_buffer)
         batch = BatchQueue(limit=settings.batch_queue_limit) if settings.batch_example else None
         rocketry_app = create_scheduler(settings, store, events=events, batch=batch)
         scheduler = rocketry_app.session.scheduler

@@ -105,6 +105,7 @@ class SessionPublic(BaseModel):
     running_count: int
     cycles: int = Field(description="Passes the scheduler made over the due tasks")
     checks: int = Field(description="Start conditions checked so far (only due tasks are checked)")
+    event_subscribers: int = Field(description="Clients following the live event streams")
     mean_cycle_seconds: float | None = Field(description="Average time of the passes of the last 10 s")
     store: StoreStatePublic
     config: SessionConfigPublic

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_output_bytes: Annotated[int, Field(gt=0)] = Field(
         65_536, description="Output (prints and logging) kept per run; beyond it, one truncation line"
     )
+    event_buffer: Annotated[int, Field(gt=0, le=1_000_000)] = Field(
+        1000, description="Events a live-stream client may fall behind before it is disconnected"
+    )
     batch_example: bool = Field(
         True, description="Serve the batch example: /batch WebSocket + batch_requests task"
     )

@@ -54,6 +54,7 @@ class RuntimeService:
             store=self._store_state(),
             cycles=scheduler.n_cycles,
             checks=scheduler.n_checks,
+            event_subscribers=self._ctx.events.subscribers,
             mean_cycle_seconds=scheduler.mean_cycle_seconds,
             config=SessionConfigPublic(
                 host=settings.host,
