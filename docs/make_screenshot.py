@@ -1,6 +1,6 @@
 """Regenerates docs/dashboard.png: the dashboard over the example tasks, with a failed run open.
 
-    .venv/bin/python docs/make_screenshot.py     (needs Debian's chromium)
+.venv/bin/python docs/make_screenshot.py     (needs Debian's chromium)
 """
 
 import sys
