@@ -92,6 +92,8 @@ class ControlScheduler(Scheduler):
         self._listener = _RecordListener(self)
         # Process runs whose outcome the scheduler itself logged (terminated or reaped).
         self._settled_runs: weakref.WeakValueDictionary[int, TaskRun] = weakref.WeakValueDictionary()
+        # Their run ids, for records their processes still send afterwards (kept bounded).
+        self._settled_run_ids: dict[str, None] = {}
 
     # -- control (any thread) ----------------------------------------------------------
 
@@ -450,7 +452,7 @@ class ControlScheduler(Scheduler):
                 logger.warning("Task %r ignored SIGTERM; killing its process", task.name)
                 process.kill()
                 await _joined(process, _PROCESS_GRACE)
-            self._settled_runs[id(run)] = run
+            self._settle(run)
             self._log(task, "log_termination", reason=reason, task_run=run)
         elif run.is_async:
             run.task.cancel()
@@ -479,6 +481,14 @@ class ControlScheduler(Scheduler):
     def n_alive(self) -> int:
         return sum(task.n_alive for task in self._running_tasks())
 
+    def _settle(self, run: TaskRun) -> None:
+        """The scheduler logs this run's outcome itself (terminated or died)."""
+        self._settled_runs[id(run)] = run
+        if run.run_id is not None:
+            self._settled_run_ids[run.run_id] = None
+            if len(self._settled_run_ids) > 10_000:
+                del self._settled_run_ids[next(iter(self._settled_run_ids))]
+
     def _reap_processes(self, task: Task) -> None:
         """Log a failure for task processes that ended without reporting an outcome."""
         for run in task._run_stack:
@@ -488,7 +498,7 @@ class ControlScheduler(Scheduler):
             if code == 0 or code is None:
                 continue  # the process logged its own outcome before exiting
             self.handle_logs()  # its last records may still be in the queue
-            self._settled_runs[id(run)] = run
+            self._settle(run)
             if task._last_run is None or task._last_run < run.start:
                 self._log(task, "log_running", run)  # the child died before it said so
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
@@ -516,6 +526,10 @@ class ControlScheduler(Scheduler):
                     self.output.sink(record)
                 continue
             task = self.session.tasks.find(record.task_name)
+            if getattr(record, "run_id", None) in self._settled_run_ids:
+                # A late record of a run whose outcome is already logged: kept in the log,
+                # but it must not make the task look running again.
+                task = None
             if record.action == "fail":
                 # The process already formatted the traceback into exc_text.
                 record.exc_info = record.exc_text

@@ -10,8 +10,6 @@ import shutil
 import httpx
 import pytest
 
-from tests.utils.service_process import ServiceProcess
-
 pytestmark = pytest.mark.slow
 
 CHROMIUM = os.environ.get("SCHEDULER_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -37,21 +35,6 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def start(tmp_path):
-    started: list[ServiceProcess] = []
-
-    def _start(**kwargs) -> ServiceProcess:
-        service = ServiceProcess(tmp_path, **kwargs).start()
-        started.append(service)
-        service.wait_healthy()
-        return service
-
-    yield _start
-    for service in started:
-        service.stop()
 
 
 @pytest.fixture

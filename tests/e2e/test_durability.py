@@ -12,21 +12,6 @@ from tests.utils.service_process import ServiceProcess
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def start(tmp_path):
-    started: list[ServiceProcess] = []
-
-    def _start(**kwargs) -> ServiceProcess:
-        service = ServiceProcess(tmp_path, **kwargs).start()
-        started.append(service)
-        service.wait_healthy()
-        return service
-
-    yield _start
-    for service in started:
-        service.stop()
-
-
 def restart(start, service: ServiceProcess, how=signal.SIGTERM, **kwargs) -> ServiceProcess:
     service.send(how)
     service.wait_exit()

@@ -12,24 +12,9 @@ import sqlalchemy as sa
 
 from tests.e2e.test_service import run_until_running
 from tests.utils.fixtures import POSTGRES_URL, postgres_available
-from tests.utils.service_process import ServiceProcess
 from tests.utils.waiting import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def start(tmp_path):
-    started: list[ServiceProcess] = []
-
-    def _start(**kwargs) -> ServiceProcess:
-        service = ServiceProcess(tmp_path, **kwargs).start()
-        started.append(service)
-        return service
-
-    yield _start
-    for service in started:
-        service.stop()
 
 
 def test_a_failing_task_is_logged_with_its_traceback_and_the_scheduler_goes_on(start):
@@ -76,7 +61,7 @@ def test_a_task_process_killed_from_outside_or_exiting_hard_is_logged_failed(sta
     ],
 )
 def test_a_database_that_cannot_be_opened_is_one_line_and_exit_2(start, database, says):
-    service = start(database=database)
+    service = start(database=database, healthy=False)
     assert service.wait_exit(timeout=30) == 2
     output = service.log().strip()
     assert output.startswith("error: cannot open the database"), output

@@ -7,23 +7,7 @@ import time
 import psutil
 import pytest
 
-from tests.utils.service_process import ServiceProcess
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def start(tmp_path):
-    started: list[ServiceProcess] = []
-
-    def _start(**kwargs) -> ServiceProcess:
-        service = ServiceProcess(tmp_path, **kwargs).start()
-        started.append(service)
-        return service
-
-    yield _start
-    for service in started:
-        service.stop()
 
 
 def run_until_running(service, *names):
@@ -92,7 +76,7 @@ def test_port_taken_exits_with_a_message_and_runs_nothing(start, tmp_path):
         blocker.listen()
         port = blocker.getsockname()[1]
         # The real example tasks: several are due at once when the scheduler starts.
-        service = start(port=port, packages='["tasks"]')
+        service = start(port=port, packages='["tasks"]', healthy=False)
         code = service.wait_exit(timeout=20)
     assert code != 0
     assert f"cannot serve on 127.0.0.1:{port}" in service.log()
@@ -124,7 +108,7 @@ def test_thread_that_ignores_the_stop_does_not_hold_the_process(start):
 
 
 def test_database_that_cannot_be_opened_is_a_one_line_error(start):
-    service = start(database="postgresql://nobody@127.0.0.1:1/none")
+    service = start(database="postgresql://nobody@127.0.0.1:1/none", healthy=False)
     assert service.wait_exit(timeout=20) == 2
     lines = service.log().strip().splitlines()
     assert lines[-1].startswith(

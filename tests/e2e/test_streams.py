@@ -11,25 +11,9 @@ import httpx
 import pytest
 import websockets
 
-from tests.utils.service_process import ServiceProcess
 from tests.utils.waiting import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def start(tmp_path):
-    started: list[ServiceProcess] = []
-
-    def _start(**kwargs) -> ServiceProcess:
-        service = ServiceProcess(tmp_path, **kwargs).start()
-        started.append(service)
-        service.wait_healthy()
-        return service
-
-    yield _start
-    for service in started:
-        service.stop()
 
 
 def read_events(response, count, *, kinds=None):
