@@ -23,6 +23,9 @@ from control.services.assemble import Services
 from control.settings import Settings
 from control.websessions import WebSessions
 
+import asyncio
+import contextlib
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -44,7 +47,15 @@ def create_app(
     batch: BatchQueue | None = None,
 ) -> FastAPI:
     docs = settings.docs
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        warming = asyncio.create_task(services.tasks.warm_predictions())
+        yield
+        warming.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Rocketry control plane",
         summary="Run, watch and change the tasks of a running Rocketry scheduler.",
         version="0.1.0",

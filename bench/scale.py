@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--condition", default="every 1 hour")
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--cpu-seconds", type=float, default=10.0)
-    parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--settle", type=float, default=10.0)
     args = parser.parse_args()
     print(f"condition: {args.condition!r}")
     columns = [

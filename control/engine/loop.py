@@ -86,6 +86,7 @@ class ControlScheduler(Scheduler):
         self._stopped: dict[str, asyncio.Event] = {}  # set when a task's last run ends
         self._checking: set[str] = set()  # tasks whose check is under way (it may await)
         self.output = None  # an OutputCapture: runs' prints and logging, per run
+        self.ready = asyncio.Event()  # set once start-up is over and the loop runs
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -203,6 +204,7 @@ class ControlScheduler(Scheduler):
         try:
             await self.startup()
             self.state = "running"
+            self.ready.set()
             while not self._flag_shutdown.is_set():
                 began = time.perf_counter()
                 await self.run_cycle()

@@ -35,7 +35,7 @@ class TaskService:
         self._scheduler = context.scheduler
         self._catalog = context.catalog
         self._views: dict[str, tuple[tuple, bytes, tuple]] = {}
-        self._predictions: dict[str, tuple[tuple, float | None, object]] = {}
+        self._predictions: dict[str, tuple[tuple, float | None, object, float]] = {}
 
     # -- reading -----------------------------------------------------------------------
 
@@ -132,13 +132,30 @@ class TaskService:
             task._last_crash,
         )
         cached = self._predictions.get(task.name)
-        if cached is not None and cached[0] == key and (cached[1] is None or cached[1] > now):
+        # A prediction holds until the task runs or is edited (the key), or its time comes;
+        # "due now" for a task that cannot start yet is kept a second, not recomputed per listing.
+        if (
+            cached is not None
+            and cached[0] == key
+            and (cached[1] is None or cached[1] > now or now < cached[3])
+        ):
             return cached[1]
         times = self._ctx.predictor.next_runs(task.start_cond, like=task, now=now, count=1)
         value = times[0] if times else None
         # The condition is kept with the entry: its id is part of the key.
-        self._predictions[task.name] = (key, value, task.start_cond)
+        self._predictions[task.name] = (key, value, task.start_cond, now + 1.0)
         return value
+
+    async def warm_predictions(self) -> None:
+        """Work out every task's next run once the scheduler has restored their history, so
+        the first listing does not pay for thousands of predictions at once."""
+        await self._scheduler.ready.wait()
+        slice_began = time.perf_counter()
+        for task in list(self._session.tasks):
+            self.next_run(task)
+            if time.perf_counter() - slice_began > 0.004:
+                await asyncio.sleep(0)  # the API keeps answering meanwhile
+                slice_began = time.perf_counter()
 
     def explain(self, name: str) -> Explanation:
         task = self.task(name)
