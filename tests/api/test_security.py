@@ -56,6 +56,13 @@ async def test_each_role_gets_what_it_may_and_403_for_the_rest(secured):
     assert secured.scheduler.is_ready
 
 
+async def test_the_event_stream_and_run_output_need_a_reader(secured):
+    for path in ("/events", "/tasks/quick/runs/r1/output"):
+        response = await secured.client.get(path)
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
 async def test_health_needs_no_token_and_tells_no_error_text(secured):
     response = await secured.client.get("/health")
     assert response.status_code == 200
