@@ -45,7 +45,10 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         too_large = f"the request body is over the limit of {self.max_bytes} bytes"
+        declares_body = False
         for name, value in scope["headers"]:
+            if name == b"transfer-encoding":
+                declares_body = True
             if name == b"content-length":
                 try:
                     declared = int(value)
@@ -55,6 +58,11 @@ class BodyLimitMiddleware:
                 if declared > self.max_bytes:
                     await _reply(send, 413, too_large)
                     return
+                declares_body = declared > 0
+        if not declares_body:
+            # Nothing to count (a GET, or an empty body): no buffering on the hot path.
+            await self.app(scope, receive, send)
+            return
         # Read what comes (chunked bodies declare no length) up to the limit, then replay it.
         chunks, size, more = [], 0, True
         while more:

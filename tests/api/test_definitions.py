@@ -231,7 +231,7 @@ async def test_overlap_buffer_one_keeps_one_start_for_the_end(service):
     assert queued.status_code == 202 and "queued" in queued.json()["detail"]
     assert (await service.client.post("/tasks/nap/run")).status_code == 409  # one waits already
     await async_wait_until(
-        lambda: len([0 for _ in service.task("nap")._run_stack]) == 0
+        lambda: not service.task("nap").is_alive()
         and service.task("nap").status == "success"
         and not service.task("nap").batches,
         what="both runs done",
