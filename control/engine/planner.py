@@ -15,7 +15,6 @@ import itertools
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Literal
 
 from rocketry.core import Task
@@ -181,7 +180,3 @@ class Planner:
         if known is not None:
             for ref in known[1]:
                 self._dependents[ref].discard(name)
-
-    def forget_all(self, names: Iterable[str]) -> None:
-        for name in names:
-            self._forget(name)

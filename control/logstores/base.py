@@ -7,7 +7,7 @@ import binascii
 import datetime
 from abc import abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from redbird.templates import TemplateRepo
@@ -132,7 +132,6 @@ class StoreHealth:
     last_error: str | None = None
     written: int = 0
     pruned: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class LogStore(TemplateRepo):
