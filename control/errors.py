@@ -43,6 +43,16 @@ class InvalidConditionError(InvalidInputError):
     kind = "condition_error"
 
 
+class InvalidDefinitionError(InvalidInputError):
+    """A definition that cannot become a task (command tasks are off, its code task is gone...)."""
+
+    kind = "definition_error"
+
+
+class InvalidTargetError(InvalidDefinitionError):
+    """What a task would run is not a function it may run (see ``control.targets``)."""
+
+
 class InvalidParametersError(InvalidInputError):
     """Run parameters the task's function does not accept."""
 

@@ -12,9 +12,9 @@ from control.conditions import ConditionTexts, parse_condition
 from control.definitions.model import EDITABLE, TaskDefinition, TaskFields
 from control.definitions.store import StoredDefinition
 from control.engine.loop import ControlScheduler
-from control.errors import InvalidInputError, InvalidParametersError, TaskStateError
+from control.errors import InvalidDefinitionError, InvalidInputError, InvalidParametersError, TaskStateError
+from control.targets import resolve_function
 
-import importlib
 import inspect
 import logging
 import shlex
@@ -25,12 +25,6 @@ from rocketry.core import Task
 from rocketry.core.parameters import Parameters
 
 logger = logging.getLogger(__name__)
-
-
-class DefinitionError(InvalidInputError):
-    """A definition that cannot become a task (what it runs cannot be imported, and so on)."""
-
-    kind = "definition_error"
 
 
 @dataclass
@@ -83,7 +77,7 @@ class TaskCatalog:
                 if item.origin == "runtime":
                     self.create(TaskDefinition.model_validate(item.fields))
                 elif item.name not in self.origins or self.origins[item.name] != "code":
-                    raise DefinitionError(
+                    raise InvalidDefinitionError(
                         "its task is no longer defined in code", field="name", value=item.name
                     )
                 else:
@@ -284,7 +278,7 @@ class TaskCatalog:
         """The execution and the constructor arguments of what the definition runs."""
         if definition.command is not None:
             if not self.commands_enabled:
-                raise DefinitionError(
+                raise InvalidDefinitionError(
                     "command tasks are disabled (they run any command on this machine); "
                     "set SCHEDULER_COMMAND_TASKS=true to allow them",
                     field="command",
@@ -293,29 +287,9 @@ class TaskCatalog:
             command = definition.command
             argv = shlex.split(command) if isinstance(command, str) else list(command)
             return definition.execution or "process", {"command": argv}
-        func = self._import(definition.func)
+        func = resolve_function(definition.func, allowed_packages=self.allowed_packages)
         default = "async" if inspect.iscoroutinefunction(func) else "thread"
         return definition.execution or default, {"func": func}
-
-    def _import(self, target: str):
-        module_name, _, attribute = target.partition(":")
-        if not any(module_name == p or module_name.startswith(p + ".") for p in self.allowed_packages):
-            raise DefinitionError(
-                f"{module_name!r} is not in an allowed package ({', '.join(self.allowed_packages)})",
-                field="func",
-                value=target,
-            )
-        try:
-            value = importlib.import_module(module_name)
-            for part in attribute.split("."):
-                value = getattr(value, part)
-        except Exception as exc:
-            raise DefinitionError(
-                f"cannot import {target}: {_reason(exc)}", field="func", value=target
-            ) from exc
-        if not callable(value) or isinstance(value, type):
-            raise DefinitionError(f"{target} is not a function", field="func", value=target)
-        return value
 
 
 _TASK_ATTRIBUTES = ("start_cond", "end_cond", "execution", "timeout", "priority", "description", "disabled")

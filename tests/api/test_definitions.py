@@ -1,5 +1,7 @@
 """Runtime tasks, durable edits, versions, export/import, parameters, condition tools, overlap."""
 
+from control.definitions.store import Version
+
 import asyncio
 import datetime
 import sys
@@ -56,6 +58,43 @@ async def test_create_is_refused_with_reasons(service):
         assert response.status_code == status, (fields, response.text)
         assert says in response.text, (fields, response.text)
     assert "made" not in service.app.session
+
+
+async def test_a_target_walking_through_an_imported_module_is_refused_everywhere(tmp_path):
+    """tasks.pipeline imports os; its attribute path once reached os.system."""
+    settings = make_settings(tmp_path, task_func_packages=["tasks", "tests.support_tasks"])
+    env, serving = await start_service(settings)
+    evil = {"name": "evil", "func": "tasks.pipeline:os.system", "parameters": {"command": "touch pwned"}}
+    try:
+        created = await env.client.post("/tasks", json=evil)
+        assert created.status_code == 422, created.text
+        assert created.json()["detail"][0]["loc"] == ["body", "func"]
+        assert "no dotted path" in created.json()["detail"][0]["msg"]
+        imported = await env.client.post("/definitions/import", json={"runtime_tasks": [evil]})
+        assert imported.status_code == 422
+        assert "no dotted path" in imported.json()["changes"][0]["error"]
+        # A version whose stored definition names such a target cannot be restored either.
+        fine = {"name": "evil", "func": "tests.support_tasks.probes:quick"}
+        assert (await env.client.post("/tasks", json=fine)).status_code == 201
+        assert (await env.client.delete("/tasks/evil")).status_code == 204
+        store = env.services.context.definitions
+        tampered = Version(
+            task_name="evil",
+            actor="open",
+            client=None,
+            action="edit",
+            changes={},
+            reason=None,
+            origin="runtime",
+            definition={**fine, "func": "tests.support_tasks.lures:os.system"},
+        )
+        version = await asyncio.to_thread(store.save, None, tampered, name="evil")
+        restored = await env.client.post(f"/tasks/evil/versions/{version.id}/restore")
+        assert restored.status_code == 422, restored.text
+        assert "evil" not in env.app.session
+    finally:
+        await stop_service(env, serving)
+    assert not (tmp_path / "pwned").exists()
 
 
 async def test_command_tasks_when_enabled(tmp_path):

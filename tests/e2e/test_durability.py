@@ -89,6 +89,10 @@ def test_broken_definitions_are_reported_and_the_rest_starts(start, tmp_path):
     assert (
         c.post("/tasks", json={"name": "fine", "func": "tests.support_tasks.probes:quick"}).status_code == 201
     )
+    assert (
+        c.post("/tasks", json={"name": "sneaky", "func": "tests.support_tasks.probes:quick"}).status_code
+        == 201
+    )
     assert c.patch("/tasks/quick", json={"priority": 2}).status_code == 200
     service.send(signal.SIGTERM)
     service.wait_exit()
@@ -99,10 +103,17 @@ def test_broken_definitions_are_reported_and_the_rest_starts(start, tmp_path):
             "UPDATE task_definitions SET fields = ? WHERE name = 'quick'",
             (json.dumps({"start_cond": "every banana"}),),
         )
+        # A stored target that walks through an imported module must not run after a restart.
+        db.execute(
+            "UPDATE task_definitions SET fields = json_set(fields, '$.func', ?) WHERE name = 'sneaky'",
+            ("tests.support_tasks.probes:os.system",),
+        )
 
     again = start(database=service.database, env=env)
     broken = {b["name"]: b for b in again.client.get("/definitions/broken").json()}
-    assert set(broken) == {"gone", "quick"}
+    assert set(broken) == {"gone", "quick", "sneaky"}
+    assert "no dotted path" in broken["sneaky"]["reason"]
+    assert again.client.get("/tasks/sneaky").status_code == 404
     assert "cannot import dynjobs.work:job" in broken["gone"]["reason"]
     assert "every banana" in broken["quick"]["reason"]
     assert broken["gone"]["definition"]["func"] == "dynjobs.work:job"
