@@ -4,7 +4,12 @@ from control.audit import SQLAuditStore
 from control.auth import TokenRegistry
 from control.batching import BatchQueue
 from control.handlers import add_error_handlers
-from control.middleware import AuditMiddleware, BodyLimitMiddleware, SecurityHeadersMiddleware
+from control.middleware import (
+    AuditMiddleware,
+    BodyLimitMiddleware,
+    SameOriginMiddleware,
+    SecurityHeadersMiddleware,
+)
 from control.routes import (
     audit,
     auth,
@@ -29,6 +34,7 @@ import contextlib
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 # Answers any route may give, documented once for all of them.
 COMMON_RESPONSES = {
@@ -67,7 +73,6 @@ def create_app(
     app.state.tokens = tokens
     app.state.audit = audit_store
     app.state.web_sessions = WebSessions(ttl_seconds=settings.web_session_hours * 3600)
-    app.state.cors_origins = tuple(settings.cors_origins)
     app.state.batch = batch
     add_error_handlers(app)
     for router in (
@@ -96,6 +101,9 @@ def create_app(
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-CSRF-Token"],
         )
+    app.add_middleware(SameOriginMiddleware, allowed_origins=settings.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)
+    # A name other than ours in Host is a rebound DNS name (or a mistake): refused first.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.answered_hosts(), www_redirect=False)
     app.add_middleware(AuditMiddleware, store=audit_store)
     return app

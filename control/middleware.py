@@ -1,4 +1,4 @@
-"""ASGI middleware: request size limit, audit trail, security headers."""
+"""ASGI middleware: request size limit, audit trail, security headers, cross-site refusal."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import asyncio
 import json
 import logging
 import time
+from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,9 @@ _SECURITY_HEADERS = [
 _CSP = (
     b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+
+
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
 
 async def _reply(send: Send, status: int, detail: str) -> None:
@@ -153,3 +158,51 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class SameOriginMiddleware:
+    """Refuses changes (POST, PUT, PATCH, DELETE) and WebSocket handshakes sent by pages of
+    other sites.
+
+    Any web page can make the browser send a POST to a loopback service (a ``no-cors``
+    fetch, a form): with no token configured, or with the sign-in cookie, it would act.
+    Browsers name the sending page's origin in ``Origin`` (on every such request; at least
+    in ``Referer`` otherwise). A request whose origin is neither this service's own (the
+    scheme and ``Host`` it was sent to) nor one of ``allowed_origins`` gets 403; the opaque
+    origin ``null`` (sandboxed frames, files) is refused too. Programs (curl, httpx) send
+    neither header and are not affected. ``Host`` itself is checked before this, by
+    Starlette's ``TrustedHostMiddleware``, so a rebound DNS name cannot pass as our own.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed_origins: list[str]):
+        self.app = app
+        self.allowed = frozenset(_normal(origin) for origin in allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket" or (kind == "http" and scope["method"] in _CHANGES):
+            headers = Headers(scope=scope)
+            origin = headers.get("origin")
+            if origin is None and (referer := headers.get("referer")) is not None:
+                parts = urlsplit(referer)
+                origin = f"{parts.scheme}://{parts.netloc}"
+            if origin is not None and not self._accepts(_normal(origin), scope, headers):
+                detail = f"refused a change sent from another site ({origin[:100]})"
+                if kind == "websocket":
+                    await send({"type": "websocket.close", "code": 1008, "reason": detail})
+                else:
+                    await _reply(send, 403, detail)
+                return
+        await self.app(scope, receive, send)
+
+    def _accepts(self, origin: str, scope: Scope, headers: Headers) -> bool:
+        scheme = {"ws": "http", "wss": "https"}.get(scope["scheme"], scope["scheme"])
+        own = _normal(f"{scheme}://{headers.get('host', '')}")
+        return origin == own or origin in self.allowed
+
+
+def _normal(origin: str) -> str:
+    """An origin as browsers send it: lower case, without the scheme's default port."""
+    origin = origin.strip().rstrip("/").lower()
+    default_port = _DEFAULT_PORTS.get(origin.partition("://")[0])
+    return origin.removesuffix(default_port) if default_port else origin

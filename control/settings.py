@@ -9,6 +9,9 @@ from typing import Annotated
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+_WILDCARDS = ("0.0.0.0", "::", "")
+
 
 class Settings(BaseSettings):
     """Built once by ``main.py`` (tests build their own) and passed down."""
@@ -69,6 +72,20 @@ class Settings(BaseSettings):
     )
     tokens_file: Path | None = Field(None, description="A JSON file holding more tokens in the same form")
     cors_origins: list[str] = Field([], description="Origins allowed to call the API from a browser")
+    allowed_hosts: list[str] = Field(
+        [],
+        description=(
+            "Host names the service answers to (the Host header), besides the loopback names and "
+            '--host; ["*"] answers any (not advised: DNS rebinding)'
+        ),
+    )
+    trusted_proxies: list[str] = Field(
+        [],
+        description=(
+            "Addresses of reverse proxies whose X-Forwarded-For/-Proto headers are believed "
+            "(none by default: any client could claim any address)"
+        ),
+    )
     max_body_bytes: Annotated[int, Field(gt=0)] = Field(1 << 20, description="Larger request bodies get 413")
     docs: bool = Field(True, description="Serve the OpenAPI schema and /docs")
     web_session_hours: Annotated[float, Field(gt=0)] = Field(
@@ -79,6 +96,13 @@ class Settings(BaseSettings):
         """The tokens from ``tokens`` and from ``tokens_file``."""
         extra = load_token_file(self.tokens_file) if self.tokens_file is not None else []
         return [*self.tokens, *extra]
+
+    def answered_hosts(self) -> list[str]:
+        """What the Host header of a request may name: loopback, the listening address
+        (unless it is a wildcard), and ``allowed_hosts``."""
+        host = self.host.strip("[]")
+        own = [] if host in _WILDCARDS else [f"[{host}]" if ":" in host else host]
+        return list(dict.fromkeys([*_LOOPBACK_NAMES, *own, *self.allowed_hosts]))
 
     @property
     def database_url(self) -> str:

@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.e2e.test_dashboard import ARGS, CHROMIUM  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.utils.service_process import ServiceProcess  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def main() -> None:
                     break
             service.client.post("/tasks/long_job/run")
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 page.goto(f"http://127.0.0.1:{service.port}/")
                 page.get_by_text("Live", exact=True).wait_for()

@@ -157,6 +157,50 @@ async def test_cors_only_for_listed_origins_and_docs_can_be_off(tmp_path):
         await stop_service(env, serving)
 
 
+async def test_changes_sent_from_other_sites_are_refused(tmp_path):
+    settings = make_settings(tmp_path, cors_origins=["https://ops.example"])
+    env, serving = await start_service(settings)
+    c = env.client
+    try:
+        for headers in (
+            {"Origin": "http://evil.example"},
+            {"Origin": "http://127.0.0.1:9999"},  # another port of this very machine
+            {"Origin": "null"},  # sandboxed frames, files
+            {"Referer": "http://evil.example/page.html"},
+        ):
+            refused = await c.post("/tasks/slow_async/run", headers=headers)
+            assert refused.status_code == 403, headers
+            assert "another site" in refused.json()["detail"]
+            assert (await c.post("/session/shutdown", headers=headers)).status_code == 403
+            assert (await c.patch("/tasks/quick", json={"priority": 5}, headers=headers)).status_code == 403
+        assert env.task("slow_async").status is None and env.task("quick").priority == 0
+        assert env.scheduler.is_ready
+        # The service's own pages, listed origins and programs that send no origin act.
+        for headers in ({"Origin": "http://127.0.0.1:8000"}, {"Origin": "https://ops.example"}, {}):
+            assert (await c.post("/tasks/quick/run", headers=headers)).status_code == 202, headers
+            await async_wait_until(lambda: not env.task("quick").is_alive(), what="quick ended")
+        # Reads are not changes (the browser keeps other sites from reading the answer).
+        assert (await c.get("/tasks", headers={"Origin": "http://evil.example"})).status_code == 200
+    finally:
+        await stop_service(env, serving)
+
+
+async def test_requests_for_other_host_names_are_refused(tmp_path):
+    env, serving = await start_service(make_settings(tmp_path, allowed_hosts=["scheduler.internal"]))
+    c = env.client
+    try:
+        # A page of attacker.example whose name was rebound to 127.0.0.1 sends its own name.
+        for method in ("GET", "POST"):
+            response = await c.request(method, "/tasks/quick/run", headers={"Host": "attacker.example"})
+            assert response.status_code == 400, method
+        assert (await c.get("/health", headers={"Host": "attacker.example:8000"})).status_code == 400
+        assert env.task("quick").status is None
+        for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "scheduler.internal"):
+            assert (await c.get("/health", headers={"Host": host})).status_code == 200, host
+    finally:
+        await stop_service(env, serving)
+
+
 def test_open_access_is_refused_beyond_loopback():
     open_registry = TokenRegistry([])
     for host in ("127.0.0.1", "::1", "localhost"):

@@ -112,7 +112,7 @@ async def start_service(settings: Settings):
     )
     serving = asyncio.create_task(scheduler.serve())
     await async_wait_until(lambda: scheduler.is_ready or serving.done(), what="scheduler start")
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://testserver")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://127.0.0.1:8000")
     return RunningService(client, app, scheduler, store, settings, services), serving
 
 
