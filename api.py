@@ -1,6 +1,5 @@
 """The FastAPI application: routers, error handlers and middleware over the service layer."""
 
-from control.audit import SQLAuditStore
 from control.auth import TokenRegistry
 from control.batching import BatchQueue
 from control.handlers import add_error_handlers
@@ -49,16 +48,19 @@ def create_app(
     *,
     settings: Settings,
     tokens: TokenRegistry,
-    audit_store: SQLAuditStore,
     batch: BatchQueue | None = None,
 ) -> FastAPI:
     docs = settings.docs
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
-        warming = asyncio.create_task(services.tasks.warm_predictions())
+        background = [
+            asyncio.create_task(services.tasks.warm_predictions()),
+            asyncio.create_task(services.runtime.keep_audit_pruned()),
+        ]
         yield
-        warming.cancel()
+        for task in background:
+            task.cancel()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -71,6 +73,7 @@ def create_app(
     )
     app.state.services = services
     app.state.tokens = tokens
+    audit_store = services.context.audit
     app.state.audit = audit_store
     app.state.web_sessions = WebSessions(ttl_seconds=settings.web_session_hours * 3600)
     app.state.batch = batch

@@ -1,7 +1,6 @@
 """Starts the service: settings, log store, scheduler and API, served together until stopped."""
 
 import control  # noqa: F401  (first: puts rocketry on pydantic.v1 before anything imports it)
-from control.audit import SQLAuditStore
 from control.auth import TokenRegistry, check_exposure
 from control.batching import BatchQueue
 from control.events import EventHub
@@ -63,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
             retention_per_task=settings.retention_per_task,
             retention_interval=settings.retention_interval,
         )
-        audit_store = SQLAuditStore(store.engine)
     except (SQLAlchemyError, OSError) as exc:
         return fail(f"cannot open the database {redacted(settings.database_url)}: {str(exc).splitlines()[0]}")
     try:
@@ -72,13 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         rocketry_app = create_scheduler(settings, store, events=events, batch=batch)
         scheduler = rocketry_app.session.scheduler
         services = build_services(settings, rocketry_app, log_store=store, engine=store.engine, events=events)
-        app = create_app(services, settings=settings, tokens=tokens, audit_store=audit_store, batch=batch)
+        app = create_app(services, settings=settings, tokens=tokens, batch=batch)
         config = uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
             timeout_graceful_shutdown=3,
+            # X-Forwarded-For/-Proto only from the proxies named in the settings: believed
+            # from anyone (uvicorn trusts 127.0.0.1 by default), they would let any local
+            # client write any address into the audit trail.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies,
         )
         server = ControlServer(
             config, scheduler=scheduler, stop_timeout=settings.shutdown_timeout, on_stopping=events.close

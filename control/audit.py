@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from control.logstores.base import LogCursor
 from control.paging import newest_first
+from control.sqlstore import delete_in_chunks
+from control.text import storable
 
 import logging
 from dataclasses import dataclass
@@ -64,11 +66,19 @@ class SQLAuditStore:
 
     def record(self, entry: AuditEntry) -> None:
         """Blocking: call it off the event loop. A failure is logged and counted."""
-        values = {name: getattr(entry, name) for name in AuditEntry.__slots__ if name != "id"}
+        values = {
+            "created": entry.created,
+            "actor": storable(entry.actor)[:100],
+            "client": None if entry.client is None else storable(entry.client)[:100],
+            "method": entry.method[:10],
+            "route": storable(entry.route)[:200],
+            "task": None if entry.task is None else storable(entry.task)[:255],
+            "status": entry.status,
+        }
         try:
             with self._engine.begin() as conn:
                 conn.execute(audit_log.insert(), values)
-        except sa.exc.SQLAlchemyError as exc:
+        except Exception as exc:  # an audit write never fails the request or the service
             self.failed += 1
             logger.error(
                 "could not record %s %s by %s in the audit trail: %s",
@@ -77,6 +87,13 @@ class SQLAuditStore:
                 entry.actor,
                 str(exc).splitlines()[0],
             )
+
+    def prune(self, *, now: float, days: float) -> int:
+        """Remove the entries older than ``days``; blocking."""
+        removed = delete_in_chunks(self._engine, audit_log, audit_log.c.created < now - days * 86_400)
+        if removed:
+            logger.info("pruned %d audit entries", removed)
+        return removed
 
     def page(self, query: AuditQuery) -> tuple[list[AuditEntry], LogCursor | None]:
         t = audit_log.c

@@ -88,13 +88,19 @@ class SessionConfigPublic(BaseModel):
 
 
 class StoreHealthPublic(BaseModel):
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded"] = Field(
+        description="`degraded`: the database refuses writes, or no record was written for a while"
+    )
     pending: int = Field(description="Records waiting in memory to be written")
     lost: int = Field(description="Records dropped because the store was away too long")
+    rejected: int = Field(description="Records the database refused even alone and in a marked form")
+    waiting_seconds: float = Field(description="How long records have waited with none written")
 
 
 class StoreStatePublic(StoreHealthPublic):
     last_error: str | None = Field(description="Why the store is degraded")
+    writer_restarts: int = Field(description="Times the writer thread failed and was started again")
+    audit_failures: int = Field(description="Audit entries that could not be written")
 
 
 class SessionPublic(BaseModel):

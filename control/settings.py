@@ -64,7 +64,10 @@ class Settings(BaseSettings):
         10_000, description="At most this many log records are kept per task (null: no limit)"
     )
     retention_interval: Annotated[float, Field(gt=0)] = Field(
-        300.0, description="Seconds between two background prunes of the log"
+        300.0, description="Seconds between two background prunes of the log and the audit trail"
+    )
+    audit_retention_days: Annotated[float | None, Field(gt=0)] = Field(
+        365.0, description="Audit entries older than this many days are pruned (null keeps them)"
     )
     log_level: str = Field("info", description="Level of the service's own log on stderr")
     tokens: list[TokenSpec] = Field(

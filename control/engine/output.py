@@ -13,6 +13,7 @@ and output of threads a task starts itself.
 from __future__ import annotations
 
 from control.logstores.base import OutputLine
+from control.text import storable
 
 import asyncio
 import contextvars
@@ -132,7 +133,7 @@ class OutputCapture:
             run.size += size
             seq, run.seq = run.seq, run.seq + 1
         try:
-            self.sink(OutputLine(run.task, run.run_id, seq, time.time(), stream, text))
+            self.sink(OutputLine(run.task, run.run_id, seq, time.time(), stream, storable(text)))
         except Exception:  # output must never break the task that writes it
             pass
 
@@ -166,7 +167,12 @@ class _Router:
 
     def write(self, text: str) -> int:
         self.capture.write(self._name, text)
-        return self._original.write(text)
+        try:
+            return self._original.write(text)
+        except UnicodeEncodeError:
+            # The service's own stream must not fail a task over what it prints.
+            self._original.write(storable(text))
+            return len(text)
 
     def writelines(self, lines) -> None:
         for line in lines:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from control.text import storable
+
 import base64
 import binascii
 import datetime
@@ -52,16 +54,17 @@ class LogEntry:
         message = data.get("message")
         if message is None:
             message = data.get("msg")
+        run_id, exc_text = data.get("run_id"), data.get("exc_text")
         return cls(
-            task_name=str(data["task_name"]),
+            task_name=storable(str(data["task_name"])),
             action=str(data["action"]),
             created=float(data["created"]),
-            run_id=data.get("run_id"),
+            run_id=None if run_id is None else storable(str(run_id)),
             start=_to_epoch(data.get("start")),
             end=_to_epoch(data.get("end")),
             runtime=_to_seconds(data.get("runtime")),
-            message=None if message is None else str(message),
-            exc_text=data.get("exc_text"),
+            message=None if message is None else storable(str(message)),
+            exc_text=None if exc_text is None else storable(str(exc_text)),
             id=data.get("id"),
         )
 
@@ -124,7 +127,10 @@ class LogPage:
 
 @dataclass(slots=True)
 class StoreHealth:
-    """Whether records reach the database; ``pending`` wait in memory, ``lost`` were dropped."""
+    """Whether records reach the database: ``pending`` wait in memory, ``lost`` were dropped
+    for space, ``rejected`` were refused by the database even alone and in marked form;
+    ``waiting_seconds`` is how long records have waited without any being written; the
+    writer thread was restarted ``restarts`` times."""
 
     status: Literal["ok", "degraded"] = "ok"
     pending: int = 0
@@ -132,6 +138,9 @@ class StoreHealth:
     last_error: str | None = None
     written: int = 0
     pruned: int = 0
+    rejected: int = 0
+    waiting_seconds: float = 0.0
+    restarts: int = 0
 
 
 class LogStore(TemplateRepo):

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from control.logstores.base import LogEntry, LogPage, LogQuery, LogStore, OutputLine, StoreHealth
 from control.paging import newest_first
+from control.sqlstore import delete_in_chunks
+from control.text import storable
 
+import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +79,6 @@ _OUTPUT_FIELDS = ("task_name", "run_id", "seq", "created", "stream", "text")
 _FIELDS = ("task_name", "action", "created", "run_id", "start", "end", "runtime", "message", "exc_text")
 _BATCH = 500
 _GROUP_COMMIT = 0.005  # seconds
-_PRUNE_CHUNK = 5_000
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -141,6 +145,9 @@ class SQLLogStore(LogStore):
     _settled: int = PrivateAttr(0)
     _health: StoreHealth = PrivateAttr()
     _writer: threading.Thread | None = PrivateAttr(None)
+    _restart_lock: Any = PrivateAttr(default_factory=threading.Lock)
+    _stuck_after: float = PrivateAttr()
+    _progress_at: float = PrivateAttr()
     _closing: bool = PrivateAttr(False)
     _retention: tuple = PrivateAttr()
     _insert_sql: str = PrivateAttr()
@@ -155,6 +162,7 @@ class SQLLogStore(LogStore):
         retention_per_task: int | None = None,
         retention_interval: float = 300.0,
         max_pending: int = 100_000,
+        stuck_after: float = 5.0,
         start: bool = True,
     ):
         super().__init__(model=LogEntry, id_field="id")
@@ -170,9 +178,10 @@ class SQLLogStore(LogStore):
         self._health = StoreHealth()
         self._retention = (retention_days, retention_per_task, retention_interval)
         self._max_pending = max_pending
+        self._stuck_after = stuck_after
+        self._progress_at = time.monotonic()
         if start:
-            self._writer = threading.Thread(target=self._write_forever, name="log-writer", daemon=True)
-            self._writer.start()
+            self._start_writer()
 
     @property
     def engine(self) -> sa.Engine:
@@ -189,49 +198,127 @@ class SQLLogStore(LogStore):
                 self._pending.popleft()
                 self._health.lost += 1
                 self._settled += 1
+            if not self._pending:
+                self._progress_at = time.monotonic()  # waiting starts now
             self._pending.append(item)
             self._accepted += 1
         if self._writer is None:
             self._write_pending()
         else:
+            self._keep_writer_alive()
             self._wake.set()
 
     def _write_pending(self) -> bool:
-        """Commit what is queued, batch by batch; False if the database refused."""
+        """Commit what is queued, batch by batch; False while the database is away.
+
+        A batch the database refuses for what it holds (not for being away) is written
+        record by record, so only a bad record is set aside (see ``_write_each``)."""
         while True:
             with self._lock:
-                batch = [self._pending[i] for i in range(min(_BATCH, len(self._pending)))]
+                batch = list(itertools.islice(self._pending, _BATCH))
             if not batch:
                 return True
             try:
-                records = [_values(entry) for entry in batch if isinstance(entry, LogEntry)]
-                lines = [_output_values(line) for line in batch if isinstance(line, OutputLine)]
-                with self._engine.begin() as conn:
-                    # Straight to the driver: SQLAlchemy's per-statement work would hold the
-                    # GIL that the event loop (and the API) is waiting for.
-                    if records:
-                        conn.exec_driver_sql(self._insert_sql, records)
-                    if lines:
-                        conn.exec_driver_sql(self._output_sql, lines)
-            except sa.exc.SQLAlchemyError as exc:
+                self._write(batch)
+            except Exception as exc:  # whatever the driver raises, the writer goes on
+                if _is_outage(exc):
+                    self._degrade(exc)
+                    return False
+                if not self._write_each(batch):
+                    return False
+                continue
+            self._settle(batch, written=len(batch))
+
+    def _write(self, batch: list[LogEntry | OutputLine]) -> None:
+        records = [_values(entry) for entry in batch if isinstance(entry, LogEntry)]
+        lines = [_output_values(line) for line in batch if isinstance(line, OutputLine)]
+        with self._engine.begin() as conn:
+            # Straight to the driver: SQLAlchemy's per-statement work would hold the GIL
+            # that the event loop (and the API) is waiting for.
+            if records:
+                conn.exec_driver_sql(self._insert_sql, records)
+            if lines:
+                conn.exec_driver_sql(self._output_sql, lines)
+
+    def _write_each(self, batch: list[LogEntry | OutputLine]) -> bool:
+        """Write records one at a time; one the database refuses is written again in a
+        marked, plain-ASCII form, and only if that is refused too is it set aside (counted
+        in ``rejected`` and logged). False if the database went away meanwhile."""
+        for item in batch:
+            try:
+                self._write([item])
+            except Exception as exc:
+                if _is_outage(exc):
+                    self._degrade(exc)
+                    return False
+                try:
+                    self._write([_marked(item, exc)])
+                except Exception as again:
+                    if _is_outage(again):
+                        self._degrade(again)
+                        return False
+                    logger.error("a log record was refused and set aside: %s: %r", _short(exc), item)
+                    with self._lock:
+                        self._health.rejected += 1
+                    self._settle([item], written=0)
+                    continue
+                logger.warning("a log record was stored in marked form: %s", _short(exc))
+            self._settle([item], written=1)
+        return True
+
+    def _settle(self, batch: list, *, written: int) -> None:
+        with self._lock:
+            # Records dropped for space while we wrote are no longer at the front.
+            for entry in batch:
+                if self._pending and self._pending[0] is entry:
+                    self._pending.popleft()
+            self._settled += len(batch)
+            self._health.written += written
+            self._progress_at = time.monotonic()
+            if self._health.status == "degraded":
+                logger.warning("log store available again")
+            self._health.status = "ok"
+            self._health.last_error = None
+            self._done.notify_all()
+
+    def _degrade(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._health.status == "ok":
+                logger.error("log store unavailable, keeping records in memory: %s", _short(exc))
+            self._health.status = "degraded"
+            self._health.last_error = _short(exc)
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(target=self._run_writer, name="log-writer", daemon=True)
+        self._writer.start()
+
+    def _keep_writer_alive(self) -> None:
+        """Start a new writer thread if the current one is gone (it should never be)."""
+        writer = self._writer
+        if writer is None or writer.is_alive() or self._closing:
+            return
+        with self._restart_lock:
+            if self._writer is writer:
+                logger.error("the log writer thread had stopped; starting a new one")
                 with self._lock:
-                    if self._health.status == "ok":
-                        logger.error("log store unavailable, keeping records in memory: %s", _short(exc))
-                    self._health.status = "degraded"
-                    self._health.last_error = _short(exc)
-                return False
-            with self._lock:
-                # Records dropped for space while we wrote are no longer at the front.
-                for entry in batch:
-                    if self._pending and self._pending[0] is entry:
-                        self._pending.popleft()
-                self._settled += len(batch)
-                self._health.written += len(batch)
-                if self._health.status == "degraded":
-                    logger.warning("log store available again")
-                self._health.status = "ok"
-                self._health.last_error = None
-                self._done.notify_all()
+                    self._health.restarts += 1
+                self._start_writer()
+
+    def _run_writer(self) -> None:
+        """The writer thread: an unexpected error restarts the writing loop, never ends it."""
+        failures = 0
+        while True:
+            try:
+                self._write_forever()
+                return
+            except Exception as exc:
+                failures += 1
+                logger.exception("the log writer failed; restarting it")
+                with self._lock:
+                    self._health.restarts += 1
+                    self._health.last_error = f"the writer failed: {_short(exc)}"
+                time.sleep(min(0.05 * 2**failures, 5.0))
+                self._wake.set()  # what waits is written at once by the new loop
 
     def _write_forever(self) -> None:
         days, per_task, interval = self._retention
@@ -255,11 +342,12 @@ class SQLLogStore(LogStore):
             if (days or per_task) and time.monotonic() >= next_prune and ok:
                 try:
                     self.prune(now=time.time())
-                except sa.exc.SQLAlchemyError as exc:
+                except Exception as exc:
                     logger.warning("pruning the log failed: %s", _short(exc))
                 next_prune = time.monotonic() + interval
 
     def flush(self, timeout: float) -> bool:
+        self._keep_writer_alive()
         deadline = time.monotonic() + timeout
         with self._lock:
             target = self._accepted
@@ -273,22 +361,25 @@ class SQLLogStore(LogStore):
         return True
 
     def health(self) -> StoreHealth:
+        self._keep_writer_alive()
         with self._lock:
-            return StoreHealth(
-                status=self._health.status,
-                pending=len(self._pending),
-                lost=self._health.lost,
-                last_error=self._health.last_error,
-                written=self._health.written,
-                pruned=self._health.pruned,
+            health = replace(self._health, pending=len(self._pending))
+            if health.pending:
+                health.waiting_seconds = time.monotonic() - self._progress_at
+        if health.status == "ok" and health.waiting_seconds > self._stuck_after:
+            health.status = "degraded"
+            health.last_error = (
+                f"no record written for {health.waiting_seconds:.0f} s while {health.pending} wait"
             )
+        return health
 
     def close(self) -> None:
-        if self._writer is not None and self._writer.is_alive():
+        writer = self._writer
+        if writer is not None and writer.is_alive():
             self._closing = True
             self._wake.set()
-            self._writer.join(timeout=5)
-        elif self._pending:
+            writer.join(timeout=5)
+        if self._pending and (writer is None or not writer.is_alive()):
             self._write_pending()
         with self._lock:
             left = len(self._pending)
@@ -311,8 +402,10 @@ class SQLLogStore(LogStore):
         )
         removed = 0
         if days:
-            removed += self._delete_chunks(sa.and_(t.created < now - days * 86_400, superseded))
-            removed += self._delete_chunks(run_output.c.created < now - days * 86_400, table=run_output)
+            removed += delete_in_chunks(
+                self._engine, task_log, sa.and_(t.created < now - days * 86_400, superseded)
+            )
+            removed += delete_in_chunks(self._engine, run_output, run_output.c.created < now - days * 86_400)
         if per_task:
             with self._engine.connect() as conn:
                 crowded = (
@@ -332,24 +425,16 @@ class SQLLogStore(LogStore):
                         .limit(1)
                     ).first()
                 if edge is not None:
-                    removed += self._delete_chunks(
-                        sa.and_(t.task_name == name, t.created <= edge.created, t.id <= edge.id, superseded)
+                    removed += delete_in_chunks(
+                        self._engine,
+                        task_log,
+                        sa.and_(t.task_name == name, t.created <= edge.created, t.id <= edge.id, superseded),
                     )
         if removed:
             with self._lock:
                 self._health.pruned += removed
             logger.info("pruned %d log records", removed)
         return removed
-
-    def _delete_chunks(self, where: sa.ColumnElement, *, table: sa.Table = task_log) -> int:
-        victims = sa.select(table.c.id).where(where).limit(_PRUNE_CHUNK).scalar_subquery()
-        removed = 0
-        while True:
-            with self._engine.begin() as conn:
-                count = conn.execute(sa.delete(table).where(table.c.id.in_(victims))).rowcount
-            removed += count
-            if count < _PRUNE_CHUNK:
-                return removed
 
     # -- reading: the API --------------------------------------------------------------
 
@@ -457,11 +542,78 @@ class SQLLogStore(LogStore):
 
 
 def _values(entry: LogEntry) -> tuple:
-    return tuple(getattr(entry, name) for name in _FIELDS)
+    # Bounded to the columns, and without text UTF-8 cannot encode: neither may cost a batch.
+    return (
+        storable(entry.task_name[:255]),
+        entry.action[:16],
+        entry.created,
+        None if entry.run_id is None else storable(entry.run_id[:64]),
+        entry.start,
+        entry.end,
+        entry.runtime,
+        None if entry.message is None else storable(entry.message),
+        None if entry.exc_text is None else storable(entry.exc_text),
+    )
 
 
 def _output_values(line: OutputLine) -> tuple:
-    return tuple(getattr(line, name) for name in _OUTPUT_FIELDS)
+    return (
+        storable(line.task_name[:255]),
+        storable(line.run_id[:64]),
+        line.seq,
+        line.created,
+        line.stream[:10],
+        storable(line.text),
+    )
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Whether the database is away or refuses all writes (retry later), rather than
+    refusing what one record holds (set that record aside)."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc,
+        sa.exc.OperationalError | sa.exc.ProgrammingError | sa.exc.DisconnectionError | sa.exc.TimeoutError,
+    )
+
+
+def _ascii(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    # NUL is ASCII, but PostgreSQL's text cannot hold it.
+    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\x00", "\\x00")[:limit]
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+def _marked(item: LogEntry | OutputLine, exc: BaseException) -> LogEntry | OutputLine:
+    """``item`` in a form any database takes: plain ASCII, bounded, finite times, with a
+    note saying that the original was refused."""
+    note = f"[stored in marked form: the database refused the original ({type(exc).__name__})]"
+    if isinstance(item, OutputLine):
+        return replace(
+            item,
+            task_name=_ascii(item.task_name, 255),
+            run_id=_ascii(item.run_id, 64),
+            created=_finite(item.created) or time.time(),
+            stream=_ascii(item.stream, 10),
+            text=f"{note} {_ascii(item.text, 100_000)}",
+        )
+    return replace(
+        item,
+        task_name=_ascii(item.task_name, 255),
+        action=_ascii(item.action, 16),
+        created=_finite(item.created) or time.time(),
+        run_id=_ascii(item.run_id, 64),
+        start=_finite(item.start),
+        end=_finite(item.end),
+        runtime=_finite(item.runtime),
+        message=f"{note} {_ascii(item.message, 10_000)}",
+        exc_text=_ascii(item.exc_text, 1_000_000),
+    )
 
 
 def _insert_sql(dialect: sa.Dialect, table: str, fields: tuple[str, ...]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from control.audit import SQLAuditStore
 from control.definitions.catalog import TaskCatalog
 from control.definitions.store import SQLDefinitionStore
 from control.events import EventHub
@@ -54,6 +55,7 @@ def build_services(
         predictor=Predictor(session),
         settings=settings,
         events=events,
+        audit=SQLAuditStore(engine),
         api_parameters=set(parameters),
     )
     tasks = TaskService(context)

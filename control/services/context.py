@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from control.audit import SQLAuditStore
 from control.definitions.catalog import TaskCatalog
 from control.definitions.store import SQLDefinitionStore, StoredDefinition, Version
 from control.engine.loop import ControlScheduler
@@ -40,10 +41,14 @@ class Context:
     predictor: Predictor
     settings: Settings
     events: EventHub
+    audit: SQLAuditStore
     # Names of the session parameters set through the API (code may set others).
     api_parameters: set[str] = field(default_factory=set)
     # Changes are applied and stored one at a time, so the store's order is the session's.
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def audit_failures(self) -> int:
+        return self.audit.failed
 
     async def store_call(self, operation, *args, **kwargs):
         """Run a blocking store operation off the event loop; a failure is a 503."""

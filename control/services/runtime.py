@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from control.events import Subscription
-from control.logstores.base import LogPage, LogQuery, OutputLine
+from control.logstores.base import LogPage, LogQuery, OutputLine, StoreHealth
 from control.logstores.url import redacted
 from control.schemas import (
     HealthPublic,
@@ -14,8 +14,12 @@ from control.schemas import (
 )
 from control.services.context import Context, utc
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
 
 _FINAL = ("success", "fail", "terminate", "inaction", "crash")
 
@@ -72,8 +76,26 @@ class RuntimeService:
     def _store_state(self) -> StoreStatePublic:
         store = self._store.health()
         return StoreStatePublic(
-            status=store.status, pending=store.pending, lost=store.lost, last_error=store.last_error
+            **_store_health(store).model_dump(),
+            last_error=store.last_error,
+            writer_restarts=store.restarts,
+            audit_failures=self._ctx.audit_failures(),
         )
+
+    async def keep_audit_pruned(self) -> None:
+        """Prune the audit trail by age every retention interval, off the event loop."""
+        settings = self._ctx.settings
+        days = settings.audit_retention_days
+        if days is None:
+            return
+        delay = min(settings.retention_interval, 5.0)
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await asyncio.to_thread(self._ctx.audit.prune, now=time.time(), days=days)
+            except Exception as exc:  # the database may be away; the next pass tries again
+                logger.warning("pruning the audit trail failed: %s", str(exc).splitlines()[0])
+            delay = settings.retention_interval
 
     def request_shutdown(self) -> None:
         self._scheduler.request_stop()
@@ -88,7 +110,7 @@ class RuntimeService:
         return HealthPublic(
             status=status,
             scheduler=scheduler_state,
-            store=StoreHealthPublic(status=store.status, pending=store.pending, lost=store.lost),
+            store=_store_health(store),
         )
 
     # -- the event stream --------------------------------------------------------------
@@ -111,3 +133,13 @@ class RuntimeService:
             finished=any(r.action in _FINAL for r in records),
             lines=lines,
         )
+
+
+def _store_health(store: StoreHealth) -> StoreHealthPublic:
+    return StoreHealthPublic(
+        status=store.status,
+        pending=store.pending,
+        lost=store.lost,
+        rejected=store.rejected,
+        waiting_seconds=round(store.waiting_seconds, 3),
+    )

@@ -28,6 +28,31 @@ def test_a_failing_task_is_logged_with_its_traceback_and_the_scheduler_goes_on(s
     service.wait_task("quick", lambda t: t["status"] == "success")
 
 
+def test_output_utf8_cannot_encode_is_kept_escaped_and_the_log_goes_on(start):
+    service = start()
+    service.client.post("/tasks/unencodable/run")
+    service.wait_task("unencodable", lambda t: t["status"] == "fail")
+    failure = service.logs(task="unencodable", action="fail")[0]
+    assert "ValueError: bad \\ud800 error" in failure["exc_text"]
+    output = service.client.get(f"/tasks/unencodable/runs/{failure['run_id']}/output").json()
+    texts = [line["text"] for line in output["lines"]]
+    assert "bad \\ud800 output" in texts
+    assert any("bad \\udcff log" in text for text in texts)
+    # Everything after it is stored too, and the service still says it is healthy.
+    service.client.post("/tasks/quick/run")
+    service.wait_task("quick", lambda t: t["status"] == "success")
+    assert service.logs(task="quick", action="success")
+    assert service.client.get("/health").json()["store"] == {
+        "status": "ok",
+        "pending": 0,
+        "lost": 0,
+        "rejected": 0,
+        "waiting_seconds": 0.0,
+    }
+    service.send(signal.SIGTERM)
+    assert service.wait_exit() == 0
+
+
 @pytest.mark.parametrize("name", ["slow_async", "slow_thread", "slow_process"])
 def test_a_task_past_its_timeout_is_terminated(start, name):
     service = start()

@@ -1,13 +1,17 @@
 """The log store contract, run against every backend (SQLite always, PostgreSQL when reachable)."""
 
-from control.logstores.base import LogCursor, LogEntry, LogQuery
+from control.logstores.base import LogCursor, LogEntry, LogQuery, OutputLine
 from control.logstores.sql import SQLLogStore
 
+import contextlib
+import sqlite3
 import time
 
 import pytest
 import sqlalchemy as sa
 from redbird.oper import between, greater_equal, in_
+
+from tests.utils.waiting import wait_until
 
 
 def record(task, action, created, **extra):
@@ -186,13 +190,108 @@ def test_log_entry_reads_rocketry_values():
 
 
 def test_retention_is_applied_in_the_background(store_url):
-    from tests.utils.waiting import wait_until
-
     store = SQLLogStore(store_url, retention_per_task=3, retention_interval=0.1)
     try:
         for i in range(20):
             store.add(record("busy", "run", 100.0 + i))
         wait_until(lambda: store.filter_by(task_name="busy").count() == 3, what="background prune")
         assert store.health().pruned == 17
+    finally:
+        store.close()
+
+
+def test_text_utf8_cannot_encode_is_stored_as_escapes(store):
+    store.add(record("a", "fail", 1.0, run_id="r\ud800", msg="bad \ud800 message", exc_text="bad \udcff"))
+    store.add_output(OutputLine("a", "r1", 0, 1.0, "stdout", "printed \ud800"))
+    store.add(record("a", "run", 2.0))
+    assert store.flush(5)
+    entries = store.filter_by(task_name="a").all()
+    assert [(e.message, e.exc_text, e.run_id) for e in entries][0] == (
+        "bad \\ud800 message",
+        "bad \\udcff",
+        "r\\ud800",
+    )
+    assert [line.text for line in store.output("a", "r1")] == ["printed \\ud800"]
+    health = store.health()
+    assert (health.status, health.pending, health.written, health.rejected) == ("ok", 0, 3, 0)
+
+
+def _refused_by_the_database(store) -> dict:
+    """A record this backend refuses: SQLite has no NaN (it becomes NULL in a NOT NULL
+    column); PostgreSQL's text cannot hold NUL."""
+    if store.engine.dialect.name == "sqlite":
+        return record("a", "success", float("nan"), msg="not a number")
+    return record("a", "success", 3.0, msg="nul \x00 inside")
+
+
+def test_a_record_the_database_refuses_costs_only_itself(store):
+    store.add(record("a", "run", 1.0))
+    store.add(_refused_by_the_database(store))
+    store.add(record("a", "run", 4.0))
+    assert store.flush(5)
+    entries = store.filter_by(task_name="a").all()
+    assert [e.created for e in entries if e.action == "run"] == [1.0, 4.0]
+    marked = [e for e in entries if e.action == "success"]
+    assert len(marked) == 1 and marked[0].message.startswith("[stored in marked form")
+    # The writer goes on.
+    store.add(record("a", "run", 5.0))
+    assert store.flush(5)
+    assert store.health().status == "ok" and store.health().pending == 0
+
+
+class _WriterFailingOnce(SQLLogStore):
+    """A store whose writing loop raises once, as an unforeseen bug would."""
+
+    def _write_pending(self) -> bool:
+        if not getattr(self, "_failed_once", False):
+            object.__setattr__(self, "_failed_once", True)
+            raise RuntimeError("an unforeseen bug in the writer")
+        return super()._write_pending()
+
+
+def test_the_writer_is_restarted_after_an_unforeseen_error(store_url):
+    store = _WriterFailingOnce(store_url)
+    try:
+        store.add(record("a", "run", 1.0))
+        assert store.flush(5)
+        assert store.filter_by(task_name="a").count() == 1
+        health = store.health()
+        assert (health.restarts, health.status) == (1, "ok")
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def _writes_blocked(store):
+    """Another connection holds the table, so the writer's insert waits (it is not refused)."""
+    if store.engine.dialect.name == "sqlite":
+        path = store.engine.url.database
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    else:
+        with store.engine.connect() as other:
+            other.execute(sa.text("LOCK TABLE task_log IN ACCESS EXCLUSIVE MODE"))
+            try:
+                yield
+            finally:
+                other.rollback()
+
+
+def test_a_writer_that_makes_no_progress_is_reported_degraded(store_url):
+    store = SQLLogStore(store_url, stuck_after=0.3)
+    try:
+        with _writes_blocked(store):
+            store.add(record("a", "run", 1.0))
+            health = wait_until(lambda: (h := store.health()).status == "degraded" and h, what="degraded")
+            assert health.pending == 1 and health.waiting_seconds > 0.3
+        assert store.flush(10)
+        health = store.health()
+        assert (health.status, health.pending, health.waiting_seconds) == ("ok", 0, 0.0)
+        assert store.filter_by(task_name="a").count() == 1
     finally:
         store.close()

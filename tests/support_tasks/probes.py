@@ -119,3 +119,13 @@ async def ticker(count: int = 5, pause: float = 0.2):
     for i in range(count):
         print(f"tick {i}", flush=True)
         await asyncio.sleep(pause)
+
+
+@group.task(execution="async")
+async def unencodable():
+    """Prints, logs and raises text that UTF-8 cannot encode (lone surrogates)."""
+    import logging
+
+    print("bad \ud800 output")
+    logging.getLogger("tests.unencodable").warning("bad \udcff log")
+    raise ValueError("bad \ud800 error")

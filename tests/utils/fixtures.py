@@ -1,6 +1,5 @@
 """Fixtures: settings, stores on SQLite and PostgreSQL, and a real scheduler behind the real app."""
 
-from control.audit import SQLAuditStore
 from control.auth import TokenRegistry
 from control.batching import BatchQueue
 from control.engine.loop import ControlScheduler
@@ -107,7 +106,6 @@ async def start_service(settings: Settings):
         services,
         settings=settings,
         tokens=TokenRegistry(settings.token_specs()),
-        audit_store=SQLAuditStore(store.engine),
         batch=batch,
     )
     serving = asyncio.create_task(scheduler.serve())
