@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from control.audit import AuditEntry, SQLAuditStore
+from control.text import first_unencodable
 
 import asyncio
 import json
 import logging
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -31,7 +33,7 @@ _CSP = (
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
 
-async def _reply(send: Send, status: int, detail: str) -> None:
+async def _reply(send: Send, status: int, detail: str | list) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -39,7 +41,14 @@ async def _reply(send: Send, status: int, detail: str) -> None:
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``max_bytes`` with 413, before the app reads them."""
+    """Refuses request bodies over ``max_bytes`` with 413, before the app reads them, and
+    JSON bodies holding text that is not Unicode with 422.
+
+    JSON may spell a lone surrogate as an escape (``"\\ud800"``), and the JSON decoder
+    Starlette uses also lets the raw bytes of one through. Such a string cannot be encoded
+    again: stored, it would fail every later write or answer that holds it. It is refused
+    here, once for every route, before any of them sees it.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int):
         self.app = app
@@ -81,7 +90,45 @@ class BodyLimitMiddleware:
                 return
             chunks.append(message)
             more = message.get("more_body", False)
+        if _is_json(scope) and (problem := _not_unicode(b"".join(m.get("body", b"") for m in chunks))):
+            await _reply(send, 422, [problem])
+            return
         await self.app(scope, _replay(chunks, then=receive), send)
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = Headers(scope=scope).get("content-type", "").partition(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _not_unicode(body: bytes) -> dict | None:
+    """FastAPI's error shape for a JSON body holding text that is not Unicode; None if fine."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return {
+            "type": "unicode_error",
+            "loc": ["body"],
+            "msg": f"the body is not valid UTF-8 (byte {exc.start})",
+            "input": None,
+        }
+    if not _SURROGATE_ESCAPE.search(body):
+        return None  # the common case: no escape that could decode to a lone surrogate
+    try:
+        where = first_unencodable(json.loads(text))
+    except ValueError:
+        return None  # not JSON at all: the route says so
+    if where is None:
+        return None  # only surrogate pairs, which are fine
+    return {
+        "type": "unicode_error",
+        "loc": ["body", *where],
+        "msg": "a string holds a lone surrogate (such as \\ud800), which is not Unicode text",
+        "input": None,
+    }
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:

@@ -70,8 +70,8 @@ def test_anything_but_a_function_defined_in_an_allowed_module_is_refused(target)
 @pytest.mark.parametrize(
     "target, expected",
     [
-        ("tests.support_tasks.lures:genuine", lures.genuine),
-        ("tests.support_tasks.lures:decorated", lures.decorated),
+        ("tests.support_tasks.lures:genuine", "genuine"),
+        ("tests.support_tasks.lures:decorated", "decorated"),
         ("tests.support_tasks.probes:quick", None),
         ("tasks.housekeeping:daily_report", None),
     ],
@@ -80,7 +80,8 @@ def test_functions_defined_in_an_allowed_module_resolve(target, expected):
     function = resolve_function(target, allowed_packages=ALLOWED)
     assert isinstance(function, types.FunctionType)
     if expected is not None:
-        assert function is expected
+        # Looked up now: building an app reloads the task modules.
+        assert function is getattr(lures, expected)
 
 
 def test_a_foreign_module_put_under_an_allowed_name_is_refused():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from control.logstores.base import LogCursor
 from control.paging import newest_first
+from control.text import storable, storable_json
 
 import time
 from dataclasses import dataclass
@@ -83,13 +84,13 @@ class SQLDefinitionStore:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(task_definitions).order_by(task_definitions.c.name)).all()
             params = conn.execute(sa.select(session_parameters.c.name, session_parameters.c.value)).all()
-        definitions = [StoredDefinition(row.name, row.origin, dict(row.fields)) for row in rows]
-        return definitions, {name: value for name, value in params}
+        definitions = [_definition(row) for row in rows]
+        return definitions, {storable(name): storable_json(value) for name, value in params}
 
     def get(self, name: str) -> StoredDefinition | None:
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(task_definitions).where(task_definitions.c.name == name)).first()
-        return StoredDefinition(row.name, row.origin, dict(row.fields)) if row else None
+        return _definition(row) if row else None
 
     def save(self, definition: StoredDefinition | None, version: Version, *, name: str) -> Version:
         """Replace (or with None, remove) ``name``'s stored definition and record the version,
@@ -114,7 +115,7 @@ class SQLDefinitionStore:
             rows, next_cursor = newest_first(
                 conn, task_versions, [task_versions.c.task_name == name], limit=limit, cursor=cursor
             )
-        return [Version(**row._mapping) for row in rows], next_cursor
+        return [_version(row) for row in rows], next_cursor
 
     def version(self, name: str, version_id: int) -> Version | None:
         t = task_versions.c
@@ -122,7 +123,7 @@ class SQLDefinitionStore:
             row = conn.execute(
                 sa.select(task_versions).where(t.task_name == name, t.id == version_id)
             ).first()
-        return Version(**row._mapping) if row else None
+        return _version(row) if row else None
 
     def set_parameter(self, name: str, value: Any) -> None:
         with self._engine.begin() as conn:
@@ -133,3 +134,21 @@ class SQLDefinitionStore:
         with self._engine.begin() as conn:
             result = conn.execute(sa.delete(session_parameters).where(session_parameters.c.name == name))
         return result.rowcount > 0
+
+
+# What was stored before text was checked at the door may hold strings that cannot be
+# encoded; reads make them storable, so that such a row cannot break an answer.
+
+
+def _definition(row) -> StoredDefinition:
+    return StoredDefinition(storable(row.name), row.origin, storable_json(dict(row.fields)))
+
+
+def _version(row) -> Version:
+    values = dict(row._mapping)
+    for key in ("task_name", "actor", "client", "reason"):
+        if values.get(key) is not None:
+            values[key] = storable(values[key])
+    values["changes"] = storable_json(values["changes"])
+    values["definition"] = storable_json(values["definition"])
+    return Version(**values)

@@ -7,6 +7,7 @@ from control.text import storable
 import base64
 import binascii
 import datetime
+import math
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from redbird.templates import TemplateRepo
 
 ACTIONS = ("run", "success", "fail", "terminate", "inaction", "crash")
+MAX_ID = 2**63 - 1  # the largest id a store hands out (a signed 64-bit integer)
 
 
 def _to_epoch(value: Any) -> float | None:
@@ -102,9 +104,13 @@ class LogCursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
             created, _, id_ = raw.partition(":")
-            return cls(created=float(created), id=int(id_))
+            cursor = cls(created=float(created), id=int(id_))
         except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
             raise ValueError("cursor is not one this service returned") from exc
+        # Ids are 64-bit in every database; a time is finite.
+        if not (0 <= cursor.id <= MAX_ID and math.isfinite(cursor.created)):
+            raise ValueError("cursor is not one this service returned")
+        return cursor
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ behind gets an ``overflow`` event and is disconnected (it can reconnect with
 from control.deps import READERS, RuntimeDep, TasksDep
 from control.errors import NotFoundError
 from control.events import Event
+from control.logstores.base import MAX_ID
 from control.routes.filters import utc
 from control.schemas import Message
 
@@ -71,7 +72,7 @@ async def stream_events(
     runtime: RuntimeDep,
     task: Annotated[list[Annotated[str, Field(max_length=255)]], Query(description="Only these tasks")] = [],  # noqa: B006
     kind: Annotated[list[Annotated[str, Field(max_length=20)]], Query(description="Only these kinds")] = [],  # noqa: B006
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_ID)] = None,
 ):
     """Live events: task run, success (with runtime), fail (with traceback), terminate, crash;
     create, edit, delete and other definition changes; run output lines (kind `output`)."""

@@ -2,6 +2,7 @@
 
 from control.definitions.model import TaskDefinition, TaskFields
 from control.deps import ADMINS, OPERATORS, READERS, ActorDep, RuntimeDep, TasksDep
+from control.logstores.base import MAX_ID
 from control.routes.filters import PageFilter
 from control.routes.logs import LogFilterDep, log_list
 from control.schemas import (
@@ -134,7 +135,7 @@ async def list_versions(name: TaskName, tasks: TasksDep, page: Annotated[PageFil
     "/{name}/versions/{version}/restore", responses=NOT_FOUND | CONFLICT | UNSTORED, dependencies=ADMINS
 )
 async def restore_version(
-    name: TaskName, version: Annotated[int, Path(ge=1)], tasks: TasksDep, actor: ActorDep
+    name: TaskName, version: Annotated[int, Path(ge=1, le=MAX_ID)], tasks: TasksDep, actor: ActorDep
 ) -> TaskPublic:
     """Make the task what it was after that version (a deleted runtime task comes back)."""
     return await tasks.restore(name, version, actor)

@@ -18,7 +18,9 @@ from control.schemas import (
 from control.services.context import Actor, Context, utc
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -236,13 +238,19 @@ class TaskService:
 
     # -- changing, durably -------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _locked(self, name: str) -> AsyncIterator[Task]:
+        """Hold the write lock, with ``name``'s task looked up under it: a change that waited
+        for a concurrent delete of the same task is a 404, not an error."""
+        async with self._ctx.write_lock:
+            yield self.task(name)
+
     async def update_task(
         self, name: str, fields: TaskFields, actor: Actor, *, action: str = "edit", reason: str | None = None
     ) -> TaskPublic:
         """Apply every change or none, then store it; a store failure undoes it (503)."""
-        task = self.task(name)
         changes = fields.changes()
-        async with self._ctx.write_lock:
+        async with self._locked(name) as task:
             before_fields = self._catalog.fields_of(task)
             saved = self._catalog.save_point(name)
             self._catalog.update(task, changes)
@@ -288,7 +296,9 @@ class TaskService:
             await self._scheduler.terminate_now(task, "deleted")
             if not await self._scheduler.wait_stopped(task, _STOP_WAIT):
                 raise TaskStateError(f"Task '{name}' did not stop (a thread that ignores termination)")
-        async with self._ctx.write_lock:
+        async with self._locked(name) as task:
+            if task.is_alive():  # started again while it was being stopped
+                raise TaskStateError(f"Task '{name}' is running; pass terminate=true to terminate it first")
             definition = self._catalog.runtime[name]
             before = self._catalog.fields_of(task)
             self._catalog.remove(task)
@@ -300,8 +310,7 @@ class TaskService:
 
     async def reset_task(self, name: str, actor: Actor) -> TaskPublic:
         """Return a code task to its code definition."""
-        task = self.task(name)
-        async with self._ctx.write_lock:
+        async with self._locked(name) as task:
             before = self._catalog.fields_of(task)
             saved = self._catalog.save_point(name)
             self._catalog.reset(task)
@@ -335,8 +344,7 @@ class TaskService:
             if self._catalog.origin(name) != "code" or name not in self._session:
                 raise TaskStateError(f"Task '{name}' is no longer defined in code")
             wanted = TaskFields.model_validate(version.definition or {})
-            task = self.task(name)
-            async with self._ctx.write_lock:
+            async with self._locked(name) as task:
                 before = self._catalog.fields_of(task)
                 saved = self._catalog.save_point(name)
                 self._catalog.reset(task)
@@ -387,9 +395,10 @@ class TaskService:
             raise TaskStateError(f"Task '{name}' is defined in code; its definition cannot be replaced")
         current = self._catalog.runtime[name]
         if (current.func, current.command) != (definition.func, definition.command):
-            if existing.is_alive():
-                raise TaskStateError(f"Task '{name}' is running; what it runs cannot change meanwhile")
-            async with self._ctx.write_lock:
+            async with self._locked(name) as existing:
+                current = self._catalog.runtime[name]
+                if existing.is_alive():
+                    raise TaskStateError(f"Task '{name}' is running; what it runs cannot change meanwhile")
                 before = self._catalog.fields_of(existing)
                 self._catalog.remove(existing)
                 try:

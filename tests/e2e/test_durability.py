@@ -123,3 +123,26 @@ def test_broken_definitions_are_reported_and_the_rest_starts(start, tmp_path):
     assert (quick["priority"], quick["overridden"]) == (0, [])
     assert "Stored definition of task 'gone' not loaded" in again.log()
     assert again.client.get("/health").json()["status"] == "ok"
+
+
+def test_stored_text_utf8_cannot_encode_never_breaks_a_read(start):
+    """Written before text was checked at the door: every read still answers."""
+    service = start()
+    made = {"name": "made", "func": "tests.support_tasks.probes:quick", "description": "fine"}
+    assert service.client.post("/tasks", json=made).status_code == 201
+    assert service.client.put("/session/parameters/region", json={"value": "eu"}).status_code == 200
+    service.send(signal.SIGTERM)
+    service.wait_exit()
+    bad = "bad \\ud800"  # a JSON escape: it decodes to a lone surrogate
+    with sqlite3.connect(service.database) as db:
+        db.execute("UPDATE session_parameters SET value = ?", (f'"{bad}"',))
+        db.execute("UPDATE task_definitions SET fields = json_set(fields, '$.description', ?)", ("x",))
+        db.execute("UPDATE task_definitions SET fields = replace(fields, '\"x\"', ?)", (f'"{bad}"',))
+        db.execute("UPDATE task_versions SET changes = ?", (f'{{"description": ["{bad}", "{bad}"]}}',))
+
+    again = start(database=service.database)
+    for path in ("/session/parameters", "/definitions", "/tasks", "/tasks/made", "/tasks/made/versions"):
+        response = again.client.get(path)
+        assert response.status_code == 200, (path, response.text)
+    assert again.client.get("/session/parameters/region").json()["value"] == "bad \\ud800"
+    assert again.task("made")["description"] == "bad \\ud800"

@@ -1,0 +1,86 @@
+"""Input a client controls, at its worst: never a 5xx, always a JSON 4xx that says what is wrong."""
+
+import asyncio
+import collections
+
+import pytest
+
+from tests.utils.waiting import async_wait_until
+
+JSON = {"content-type": "application/json"}
+# A lone surrogate, escaped as JSON allows: it decodes to a str that UTF-8 cannot encode.
+LONE = b"\\ud800"
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("PATCH", "/tasks/quick", b'{"description": "bad ' + LONE + b'"}'),
+        ("PATCH", "/tasks/quick", b'{"priority": "' + LONE + b'"}'),  # echoed back by a type error
+        ("POST", "/tasks", b'{"name": "x' + LONE + b'", "func": "tests.support_tasks.probes:quick"}'),
+        ("POST", "/tasks/quick/run", b'{"n": "' + LONE + b'"}'),
+        ("POST", "/tasks/quick/run", b'{"' + LONE + b'": 1}'),
+        ("PUT", "/session/parameters/region", b'{"value": {"nested": ["' + LONE + b'"]}}'),
+        ("POST", "/definitions/import", b'{"parameters": {"p": "' + LONE + b'"}}'),
+        ("POST", "/conditions/validate", b'{"condition": "every ' + LONE + b'"}'),
+        ("POST", "/tasks/quick/disable", b'{"reason": "' + LONE + b'"}'),
+        ("PATCH", "/tasks/quick", b'{"description": "raw \xed\xa0\x80 bytes"}'),
+    ],
+)
+async def test_text_that_is_not_unicode_is_refused_with_a_json_422(service, method, path, body):
+    response = await service.client.request(method, path, content=body, headers=JSON)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["type"] == "unicode_error" and error["loc"][0] == "body"
+    assert (await service.client.get("/session/parameters")).status_code == 200
+    assert (await service.client.get("/definitions")).status_code == 200
+
+
+async def test_surrogate_pairs_are_ordinary_text(service):
+    body = b'{"description": "rocket \\ud83d\\ude80"}'
+    response = await service.client.patch("/tasks/quick", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json()["description"] == "rocket \U0001f680"
+
+
+@pytest.mark.parametrize(
+    "method, path, kwargs",
+    [
+        ("GET", "/logs", {"params": {"cursor": "OTk5OTk5OTk5OjE4NDQ2NzQ0MDczNzA5NTUxNjE2"}}),
+        ("GET", "/logs", {"params": {"cursor": "aW5mOjE"}}),  # "inf:1"
+        ("GET", "/audit", {"params": {"cursor": "OTk5OTk5OTk5OjE4NDQ2NzQ0MDczNzA5NTUxNjE2"}}),
+        ("GET", "/tasks/quick/versions", {"params": {"cursor": "OTk5OTk5OTk5OjE4NDQ2NzQ0MDczNzA5NTUxNjE2"}}),
+        ("POST", "/tasks/quick/versions/18446744073709551616/restore", {}),
+        ("GET", "/events", {"headers": {"Last-Event-ID": "18446744073709551616"}}),
+    ],
+)
+async def test_ids_and_cursors_beyond_64_bits_are_422(service, method, path, kwargs):
+    response = await service.client.request(method, path, **kwargs)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]
+
+
+async def test_changes_racing_a_delete_of_the_same_task_are_404(service):
+    c = service.client
+    seen = collections.Counter()
+    for i in range(10):
+        name = f"raced{i}"
+        created = await c.post("/tasks", json={"name": name, "func": "tests.support_tasks.probes:quick"})
+        assert created.status_code == 201
+        # The first edit holds the write lock while it is stored; the others queue behind it,
+        # each having found the task before the first delete removes it.
+        answers = await asyncio.gather(
+            c.patch(f"/tasks/{name}", json={"priority": 3}),
+            c.delete(f"/tasks/{name}"),
+            c.post(f"/tasks/{name}/disable"),
+            c.delete(f"/tasks/{name}"),
+            c.patch(f"/tasks/{name}", json={"priority": 4}),
+            c.post(f"/tasks/{name}/enable"),
+            c.post(f"/tasks/{name}/versions/1/restore"),
+        )
+        seen.update(answer.status_code for answer in answers)
+        assert answers[1].status_code == 204
+        assert all(a.headers["content-type"] == "application/json" for a in answers if a.status_code == 404)
+    assert set(seen) <= {200, 204, 404}, seen
+    assert seen[404] >= 10 * 4
+    await async_wait_until(lambda: service.scheduler.is_ready, what="scheduler running")
