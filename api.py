@@ -61,6 +61,7 @@ def create_app(
         yield
         for task in background:
             task.cancel()
+        services.context.background_predictor.close()
 
     app = FastAPI(
         lifespan=lifespan,

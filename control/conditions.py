@@ -21,6 +21,11 @@ from rocketry.parse import parse_condition as _parse
 from rocketry.time import Cron, TimeDelta, TimeOfDay, TimeOfHour, TimeOfMinute, TimeOfMonth, TimeOfWeek
 
 MAX_LENGTH = 1000
+# Bounds on what one condition may cost. Parsing grows with nesting (490 nested parentheses
+# took 0.5 s), and checking or predicting grows with the number of parts (a check of a
+# `cron` part costs about 2 ms; 52 of them joined by `|` held the loop for seconds).
+MAX_DEPTH = 8
+MAX_PARTS = 8
 
 _CYCLE_WORDS = {
     TimeOfMinute: "minutely",
@@ -46,6 +51,15 @@ def parse_condition(text: str, *, session, field: str = "start_cond") -> BaseCon
         raise InvalidConditionError(
             f"condition is longer than {MAX_LENGTH} characters", field=field, value=text
         )
+    depth, parts = _shape(text)
+    if depth > MAX_DEPTH:
+        raise InvalidConditionError(
+            f"condition nests parentheses {depth} deep; at most {MAX_DEPTH}", field=field, value=text
+        )
+    if parts > MAX_PARTS:
+        raise InvalidConditionError(
+            f"condition joins {parts} parts with & and |; at most {MAX_PARTS}", field=field, value=text
+        )
     try:
         condition = _parse(text, session=session)
     except Exception as exc:  # Rocketry's parser raises ParserError, KeyError, ValueError...
@@ -53,6 +67,27 @@ def parse_condition(text: str, *, session, field: str = "start_cond") -> BaseCon
     if not isinstance(condition, BaseCondition):
         raise InvalidConditionError(f"{text!r} is not a condition", field=field, value=text)
     return condition
+
+
+def _shape(text: str) -> tuple[int, int]:
+    """How deep parentheses nest, and how many parts ``&`` and ``|`` join, outside quotes:
+    counted on the text, before the parser spends any time on it."""
+    depth = deepest = 0
+    parts = 1
+    quote = None
+    for char in text:
+        if quote is not None:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+        elif char in "&|":
+            parts += 1
+    return deepest, parts
 
 
 def _reason(text: str, exc: Exception) -> str:

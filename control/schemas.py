@@ -167,6 +167,10 @@ class ConditionChecked(BaseModel):
         description="When a new task with this condition would be due (each run assumed to succeed at "
         "once); null when time alone does not decide it"
     )
+    complete: bool = Field(
+        description="False when working out the due times took too long: `next_runs` has those found "
+        "so far (or is null), and more may follow"
+    )
 
 
 class ConditionNode(BaseModel):

@@ -45,4 +45,4 @@ async def list_broken(definitions: DefinitionsDep) -> list[BrokenDefinition]:
 @conditions.post("/validate", dependencies=READERS)
 async def validate_condition(check: ConditionCheck, definitions: DefinitionsDep) -> ConditionChecked:
     """Parse a condition: its canonical text and when it would next be due, or 422 with the parse error."""
-    return definitions.check_condition(check.condition, check.count)
+    return await definitions.check_condition(check.condition, check.count)

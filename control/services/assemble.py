@@ -7,7 +7,7 @@ from control.definitions.catalog import TaskCatalog
 from control.definitions.store import SQLDefinitionStore
 from control.events import EventHub
 from control.logstores.base import LogStore
-from control.prediction import Predictor
+from control.prediction import BackgroundPredictor, Predictor
 from control.services.context import Context
 from control.services.definitions import DefinitionService
 from control.services.runtime import RuntimeService
@@ -53,6 +53,7 @@ def build_services(
         definitions=definitions,
         catalog=catalog,
         predictor=Predictor(session),
+        background_predictor=BackgroundPredictor(session),
         settings=settings,
         events=events,
         audit=SQLAuditStore(engine),

@@ -9,7 +9,7 @@ from control.engine.loop import ControlScheduler
 from control.errors import StoreUnavailableError
 from control.events import EventHub
 from control.logstores.base import LogStore
-from control.prediction import Predictor
+from control.prediction import BackgroundPredictor, Predictor
 from control.settings import Settings
 
 import asyncio
@@ -38,7 +38,8 @@ class Context:
     log_store: LogStore
     definitions: SQLDefinitionStore
     catalog: TaskCatalog
-    predictor: Predictor
+    predictor: Predictor  # on the event loop, within small budgets
+    background_predictor: BackgroundPredictor  # off it, for what may take long
     settings: Settings
     events: EventHub
     audit: SQLAuditStore

@@ -6,6 +6,7 @@ from __future__ import annotations
 from control.conditions import canonical_text, parse_condition
 from control.definitions.model import TaskDefinition, TaskFields, diff
 from control.errors import InvalidInputError, ParameterNotFoundError
+from control.prediction import Forecast
 from control.schemas import (
     BrokenDefinition,
     ConditionChecked,
@@ -23,6 +24,8 @@ from typing import Any
 
 from pydantic import ValidationError
 from rocketry.core.parameters import Parameters
+
+_PREVIEW_BUDGET = 0.5  # seconds a due-time preview may take
 
 
 class ImportRefusedError(InvalidInputError):
@@ -44,14 +47,20 @@ class DefinitionService:
 
     # -- conditions --------------------------------------------------------------------
 
-    def check_condition(self, text: str, count: int) -> ConditionChecked:
+    async def check_condition(self, text: str, count: int) -> ConditionChecked:
+        """Parse ``text`` (bounded in size, nesting and parts) and preview its due times off
+        the event loop, giving up after ``_PREVIEW_BUDGET`` seconds (the answer says so)."""
+        deadline = time.monotonic() + _PREVIEW_BUDGET
         condition = parse_condition(text, session=self._session, field="condition")
-        times = (
-            self._ctx.predictor.next_runs(condition, like=None, now=time.time(), count=count) if count else []
-        )
+        forecast = Forecast([])
+        if count:
+            forecast = await self._ctx.background_predictor.next_runs(
+                condition, like=None, now=time.time(), count=count, deadline=deadline
+            )
         return ConditionChecked(
             condition=canonical_text(condition, session=self._session),
-            next_runs=[utc(t) for t in times] if times is not None else None,
+            next_runs=[utc(t) for t in forecast.times] if forecast.times is not None else None,
+            complete=forecast.complete,
         )
 
     # -- broken definitions ------------------------------------------------------------

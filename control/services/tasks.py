@@ -6,7 +6,7 @@ from control.definitions.catalog import check_parameters
 from control.definitions.model import EDITABLE, TaskDefinition, TaskFields, diff
 from control.errors import InvalidInputError, TaskNotFoundError, TaskStateError, VersionNotFoundError
 from control.logstores.base import LogCursor
-from control.prediction import explain_condition
+from control.prediction import History, explain_condition
 from control.schemas import (
     ActionAccepted,
     ConditionNode,
@@ -28,6 +28,10 @@ from rocketry.core import Task
 
 _TASK_JSON = TypeAdapter(TaskPublic)
 _STOP_WAIT = 3.0  # seconds a delete waits for terminated runs to end
+# Seconds a next-run prediction may take while a request waits; beyond, it is made in the
+# background, where it may take a little longer before it gives up (null: not known).
+_INLINE_BUDGET = 0.01
+_BACKGROUND_BUDGET = 2.0
 
 
 class TaskService:
@@ -38,6 +42,7 @@ class TaskService:
         self._catalog = context.catalog
         self._views: dict[str, tuple[tuple, bytes, tuple]] = {}
         self._predictions: dict[str, tuple[tuple, float | None, object, float]] = {}
+        self._predicting: dict[tuple[str, tuple], asyncio.Task] = {}
 
     # -- reading -----------------------------------------------------------------------
 
@@ -84,10 +89,12 @@ class TaskService:
         views = {}
         previous = self._views
         catalog, scheduler = self._catalog, self._scheduler
+        # One budget for every prediction the listing makes; the rest are made in the background.
+        deadline = time.monotonic() + _INLINE_BUDGET
         for task in self._session.tasks:
             name = task.name
             start, end = task.start_cond, task.end_cond
-            next_run = self.next_run(task)
+            next_run = self.next_run(task, deadline=deadline)
             # Conditions by identity (an edit assigns a new object); the objects are kept
             # with the view so that their ids cannot be reused meanwhile.
             key = (
@@ -118,9 +125,10 @@ class TaskService:
         body = b",".join(views[name][1] for name in sorted(views))
         return b'{"data":[' + body + b'],"count":' + str(len(views)).encode() + b"}"
 
-    def next_run(self, task: Task) -> float | None:
+    def next_run(self, task: Task, *, deadline: float | None = None) -> float | None:
         """When the task is next due if time alone decides it; kept until the task runs,
-        is edited, or that time passes."""
+        is edited, or that time passes. Worked out here until ``deadline`` (by default a few
+        milliseconds from now), in the background past it (null until known)."""
         if task.disabled:
             return None
         now = time.time()
@@ -142,11 +150,41 @@ class TaskService:
             and (cached[1] is None or cached[1] > now or now < cached[3])
         ):
             return cached[1]
-        times = self._ctx.predictor.next_runs(task.start_cond, like=task, now=now, count=1)
-        value = times[0] if times else None
+        forecast = self._ctx.predictor.next_runs(
+            task.start_cond,
+            like=task,
+            now=now,
+            count=1,
+            deadline=deadline if deadline is not None else time.monotonic() + _INLINE_BUDGET,
+        )
+        if not forecast.complete:
+            # Too costly to work out while a request waits: finished in the background, and
+            # shown once known.
+            self._predict_later(task, key, now)
+            return cached[1] if cached is not None and cached[0] == key else None
+        value = forecast.times[0] if forecast.times else None
         # The condition is kept with the entry: its id is part of the key.
         self._predictions[task.name] = (key, value, task.start_cond, now + 1.0)
         return value
+
+    def _predict_later(self, task: Task, key: tuple, now: float) -> None:
+        job = (task.name, key)
+        if job in self._predicting:
+            return
+        condition, history = task.start_cond, History(task)
+
+        async def predict() -> None:
+            try:
+                forecast = await self._ctx.background_predictor.next_runs(
+                    condition, like=history, now=now, count=1, deadline=time.monotonic() + _BACKGROUND_BUDGET
+                )
+                # Cut short again, it stays unknown (null) until the task runs or is edited.
+                value = forecast.times[0] if forecast.times else None
+                self._predictions[task.name] = (key, value, condition, now + 1.0)
+            finally:
+                del self._predicting[job]
+
+        self._predicting[job] = asyncio.get_running_loop().create_task(predict())
 
     async def warm_predictions(self) -> None:
         """Work out every task's next run once the scheduler has restored their history, so
