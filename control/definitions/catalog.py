@@ -12,7 +12,8 @@ from control.conditions import ConditionTexts, parse_condition
 from control.definitions.model import EDITABLE, TaskDefinition, TaskFields
 from control.definitions.store import StoredDefinition
 from control.engine.loop import ControlScheduler
-from control.errors import InvalidDefinitionError, InvalidInputError, InvalidParametersError, TaskStateError
+from control.errors import InvalidDefinitionError, InvalidInputError, TaskStateError
+from control.parameters import check_parameters
 from control.targets import resolve_function
 
 import inspect
@@ -293,30 +294,6 @@ class TaskCatalog:
 
 
 _TASK_ATTRIBUTES = ("start_cond", "end_cond", "execution", "timeout", "priority", "description", "disabled")
-
-
-def check_parameters(func, parameters: dict[str, Any], *, name: str) -> None:
-    """Refuse parameters ``func`` would reject when it is called."""
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return
-    accepted = signature.parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted):
-        return
-    names = {
-        p.name
-        for p in accepted
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    }
-    unknown = sorted(set(parameters) - names)
-    if unknown:
-        raise InvalidParametersError(
-            f"task '{name}' takes no parameter {', '.join(map(repr, unknown))}"
-            f" (it takes: {', '.join(sorted(names)) or 'none'})",
-            field="parameters",
-            value=parameters,
-        )
 
 
 def _reason(exc: BaseException) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from control.definitions.catalog import check_parameters
 from control.definitions.model import EDITABLE, TaskDefinition, TaskFields, diff
 from control.errors import InvalidInputError, TaskNotFoundError, TaskStateError, VersionNotFoundError
 from control.logstores.base import LogCursor
+from control.parameters import check_parameters
 from control.prediction import History, explain_condition
 from control.schemas import (
     ActionAccepted,

@@ -84,3 +84,40 @@ async def test_changes_racing_a_delete_of_the_same_task_are_404(service):
     assert set(seen) <= {200, 204, 404}, seen
     assert seen[404] >= 10 * 4
     await async_wait_until(lambda: service.scheduler.is_ready, what="scheduler running")
+
+
+@pytest.mark.parametrize(
+    "parameters, says",
+    [
+        ({"count": "5"}, "parameter count: Input should be a valid integer"),
+        ({"count": 101}, "parameter count: Input should be less than or equal to 100"),
+        ({"count": -1}, "greater than or equal to 0"),
+        ({"count": 2.5}, "parameter count"),
+        ({"ratio": "fast"}, "parameter ratio"),
+        ({"label": 3}, "parameter label: Input should be a valid string"),
+        ({"tags": ["a", 1]}, "parameter tags.1"),
+        ({"nope": 1}, "takes no parameter 'nope'"),
+    ],
+)
+async def test_run_parameters_are_checked_against_the_annotations(service, parameters, says):
+    for response in (
+        await service.client.post("/tasks/typed/run", json=parameters),
+        await service.client.patch("/tasks/typed", json={"parameters": parameters}),
+    ):
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["detail"]
+        assert error["type"] == "parameters_error" and says in error["msg"], error
+    assert service.task("typed").status is None
+
+
+async def test_parameters_rocketry_fills_in_cannot_be_set(service):
+    response = await service.client.post("/tasks/slow_thread/run", json={"flag": True})
+    assert response.status_code == 422
+    assert "takes no parameter 'flag'" in response.text
+
+
+async def test_parameters_that_fit_the_annotations_are_passed_as_sent(service):
+    parameters = {"count": 100, "ratio": 1, "label": "ok", "tags": ["a"], "anything": {"x": [1, None]}}
+    assert (await service.client.post("/tasks/typed/run", json=parameters)).status_code == 202
+    await async_wait_until(lambda: service.task("typed").status == "success", what="typed ran")
+    assert service.app.session.returns[service.task("typed")] == parameters

@@ -3,7 +3,9 @@
 import asyncio
 import os
 import time
+from typing import Annotated
 
+from pydantic import Field
 from rocketry import Grouper
 from rocketry.args import TerminationFlag
 from rocketry.exc import TaskTerminationException
@@ -129,3 +131,15 @@ async def unencodable():
     print("bad \ud800 output")
     logging.getLogger("tests.unencodable").warning("bad \udcff log")
     raise ValueError("bad \ud800 error")
+
+
+@group.task(execution="async")
+async def typed(
+    count: Annotated[int, Field(ge=0, le=100)] = 1,
+    ratio: float = 0.5,
+    label: str = "x",
+    tags: list[str] | None = None,
+    anything=None,
+):
+    """Parameters with annotations (and bounds) the API checks before a run."""
+    return {"count": count, "ratio": ratio, "label": label, "tags": tags, "anything": anything}
