@@ -11,7 +11,7 @@ is checked with Rocketry's own ``Task.is_runnable``.
 from __future__ import annotations
 
 from control.engine.planner import Planner, Verdict, order_key
-from control.logstores.base import OutputLine
+from control.logstores.base import LogEntry, LogStore, OutputLine
 
 import asyncio
 import heapq
@@ -580,29 +580,64 @@ class ControlScheduler(Scheduler):
 
     async def _restore(self) -> None:
         """Each task's last run/success/fail... from the log, as Rocketry's ``set_cached``
-        does, and a ``crash`` record for a task whose last record is ``run``."""
+        does, and a ``crash`` record for every run the log shows started and never ended
+        (the service died meanwhile), each with that run's id."""
         repo = self.session.get_repo()
-        latest_actions = getattr(repo, "latest_actions", None)
-        if latest_actions is None:
+        if not isinstance(repo, LogStore):
             for task in list(self.session.tasks):
                 self._log(task, "set_cached")
                 await asyncio.sleep(0)
             return
-        latest = await asyncio.to_thread(latest_actions)
+        latest = await asyncio.to_thread(repo.latest_actions)
+        # No run of this scheduler has started yet: every run before now is in the log.
+        checked_until = self.session.get_time()
+        unfinished: dict[str, list[LogEntry]] = {}
+        for entry in await asyncio.to_thread(repo.unfinished_runs):
+            unfinished.setdefault(entry.task_name, []).append(entry)
         slice_began = time.perf_counter()
         for task in list(self.session.tasks):
             times = latest.get(task.name, {})
             for action in ("run", "success", "fail", "terminate", "inaction", "crash"):
                 setattr(task, f"_last_{action}", times.get(action))
-            if times:
+            cut_short = unfinished.pop(task.name, [])
+            for entry in cut_short:
+                self._log_crash(task.name, entry, task=task)
+            if times and not cut_short:
                 status = max(times, key=times.get)
                 if status == "run":
-                    self._log(task, "log_crash")
+                    self._log(task, "log_crash")  # a record from before runs had ids
                 else:
                     task.status = status
             if time.perf_counter() - slice_began > _SLICE:
                 await asyncio.sleep(0)
                 slice_began = time.perf_counter()
+        for name, entries in unfinished.items():  # tasks deleted since: their history says so too
+            for entry in entries:
+                self._log_crash(name, entry)
+        await asyncio.to_thread(repo.mark_runs_checked, checked_until)
+
+    def _log_crash(self, name: str, run: LogEntry, *, task: Task | None = None) -> None:
+        """Log that the run ``run`` started and was cut short by the service's end."""
+        now = self.session.get_time()
+        start = run.start if run.start is not None else run.created
+        extra = {
+            "task_name": name,
+            "action": "crash",
+            "start": start,
+            "end": now,
+            "runtime": max(0.0, now - start),
+            "run_id": run.run_id,
+        }
+        try:
+            logging.getLogger(self.session.config.task_logger_basename).info(
+                "Task '%s' crashed (the service stopped while it ran)", name, extra=extra
+            )
+        except Exception:
+            logger.exception("Logging the crash of a run of %r failed", name)
+            return
+        if task is not None:
+            task._last_crash = now
+            task.status = "crash"
 
     async def shut_down(self, traceback=None, exception=None) -> None:
         hooker = _Hooker(self.session.hooks.scheduler_shutdown)

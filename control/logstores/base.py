@@ -184,6 +184,16 @@ class LogStore(TemplateRepo):
         scheduler with thousands of tasks restores their state quickly)."""
 
     @abstractmethod
+    def unfinished_runs(self) -> list[LogEntry]:
+        """The ``run`` records (with a run id) that no other record of the same run follows:
+        runs cut short when the service died. Oldest first; only those since the time last
+        given to ``mark_runs_checked`` (so a restart does not read the whole history)."""
+
+    @abstractmethod
+    def mark_runs_checked(self, until: float) -> None:
+        """Every run that started before ``until`` now has an outcome in the log."""
+
+    @abstractmethod
     def add_output(self, line: OutputLine) -> None:
         """Keep a line of a run's output (queued like the records; any thread)."""
 

@@ -59,6 +59,8 @@ task_log = sa.Table(
     sa.Index("ix_task_log_task_created", "task_name", "created", "id"),
     sa.Index("ix_task_log_task_action_created", "task_name", "action", "created"),
     sa.Index("ix_task_log_action_created", "action", "created"),
+    # A run's records share its run id: which runs never got an outcome (after a crash).
+    sa.Index("ix_task_log_task_run", "task_name", "run_id", "action"),
 )
 
 run_output = sa.Table(
@@ -75,6 +77,15 @@ run_output = sa.Table(
     sa.Index("ix_run_output_created", "created"),
 )
 _OUTPUT_FIELDS = ("task_name", "run_id", "seq", "created", "stream", "text")
+
+# Facts about the log as a whole: how far back every run is known to have an outcome.
+log_marks = sa.Table(
+    "log_marks",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("value", sa.Double(), nullable=False),
+)
+_CHECKED_UNTIL = "runs_checked_until"
 
 _FIELDS = ("task_name", "action", "created", "run_id", "start", "end", "runtime", "message", "exc_text")
 _BATCH = 500
@@ -168,6 +179,8 @@ class SQLLogStore(LogStore):
         super().__init__(model=LogEntry, id_field="id")
         self._engine = create_engine(url)
         metadata.create_all(self._engine)
+        for index in task_log.indexes:  # an index added since the table was made
+            index.create(self._engine, checkfirst=True)
         self._insert_sql = _insert_sql(self._engine.dialect, "task_log", _FIELDS)
         self._output_sql = _insert_sql(self._engine.dialect, "run_output", _OUTPUT_FIELDS)
         self._pending = deque()
@@ -480,6 +493,38 @@ class SQLLogStore(LogStore):
             if entry.created > actions.get(entry.action, -1.0):
                 actions[entry.action] = entry.created
         return latest
+
+    def unfinished_runs(self) -> list[LogEntry]:
+        self.flush(timeout=5)
+        with self._engine.connect() as conn:
+            since = conn.execute(
+                sa.select(log_marks.c.value).where(log_marks.c.name == _CHECKED_UNTIL)
+            ).scalar()
+        run, outcome = sa.alias(task_log, "run"), sa.alias(task_log, "outcome")
+        ended = (
+            sa.select(outcome.c.id)
+            .where(
+                outcome.c.task_name == run.c.task_name,
+                outcome.c.run_id == run.c.run_id,
+                outcome.c.action != "run",
+            )
+            .exists()
+        )
+        stmt = (
+            sa.select(run)
+            .where(run.c.action == "run", run.c.run_id.is_not(None), ~ended)
+            .order_by(run.c.created, run.c.id)
+        )
+        if since is not None:
+            stmt = stmt.where(run.c.created >= since)
+        with self._engine.connect() as conn:
+            return [LogEntry(**row._mapping) for row in conn.execute(stmt)]
+
+    def mark_runs_checked(self, until: float) -> None:
+        self.flush(timeout=5)
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(log_marks).where(log_marks.c.name == _CHECKED_UNTIL))
+            conn.execute(log_marks.insert().values(name=_CHECKED_UNTIL, value=until))
 
     # -- reading: the redbird interface Rocketry uses ----------------------------------
 

@@ -70,6 +70,33 @@ def test_sigkill_then_restart_keeps_history_and_marks_interrupted_runs_crashed(s
     assert quick["status"] == "success" and quick["last_success"] is not None
 
 
+def test_every_run_cut_short_by_a_kill_gets_its_own_crash_record(start):
+    service = start()
+    assert service.client.patch("/tasks/nap", json={"overlap": "allow"}).status_code == 200
+    for _ in range(3):
+        assert service.client.post("/tasks/nap/run", json={"seconds": 60}).status_code == 202
+    run_until_running(service, "slow_process")
+    service.wait_task(
+        "nap", lambda t: len([r for r in service.logs(task="nap") if r["action"] == "run"]) == 3
+    )
+    started = {r["run_id"] for r in service.logs(task="nap", action="run")}
+    assert len(started) == 3 and None not in started
+    service.send(signal.SIGKILL)
+    service.wait_exit()
+
+    again = start(database=service.database)
+    crashed = again.logs(task="nap", action="crash")
+    assert {r["run_id"] for r in crashed} == started
+    assert all(r["start"] is not None and r["end"] >= r["start"] for r in crashed)
+    assert len(again.logs(task="slow_process", action="crash")) == 1
+    assert again.task("nap")["status"] == "crash"
+    # Known from now on: another restart adds none.
+    again.send(signal.SIGTERM)
+    assert again.wait_exit() == 0
+    third = start(database=service.database)
+    assert len(third.logs(task="nap", action="crash")) == 3
+
+
 def test_port_taken_exits_with_a_message_and_runs_nothing(start, tmp_path):
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))

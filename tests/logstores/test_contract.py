@@ -295,3 +295,19 @@ def test_a_writer_that_makes_no_progress_is_reported_degraded(store_url):
         assert store.filter_by(task_name="a").count() == 1
     finally:
         store.close()
+
+
+def test_unfinished_runs_are_those_without_an_outcome_since_the_last_check(store):
+    store.add(record("a", "run", 1.0, run_id="done"))
+    store.add(record("a", "success", 2.0, run_id="done"))
+    store.add(record("a", "run", 3.0, run_id="cut"))
+    store.add(record("a", "run", 4.0, run_id="side"))
+    store.add(record("b", "run", 5.0, run_id="other"))
+    store.add(record("b", "terminate", 6.0, run_id="other"))
+    store.add(record("c", "run", 7.0))  # no run id: not a run it can name
+    assert [(e.task_name, e.run_id) for e in store.unfinished_runs()] == [("a", "cut"), ("a", "side")]
+    store.add(record("a", "crash", 8.0, run_id="cut"))
+    store.mark_runs_checked(3.5)
+    assert [e.run_id for e in store.unfinished_runs()] == ["side"]
+    store.mark_runs_checked(9.0)
+    assert store.unfinished_runs() == []
