@@ -7,6 +7,8 @@ import time
 import psutil
 import pytest
 
+from tests.utils.waiting import wait_until
+
 pytestmark = pytest.mark.slow
 
 
@@ -80,7 +82,7 @@ def test_every_run_cut_short_by_a_kill_gets_its_own_crash_record(start):
         "nap", lambda t: len([r for r in service.logs(task="nap") if r["action"] == "run"]) == 3
     )
     started = {r["run_id"] for r in service.logs(task="nap", action="run")}
-    assert len(started) == 3 and None not in started
+    assert len(started) == 3 and None not in started, started
     service.send(signal.SIGKILL)
     service.wait_exit()
 
