@@ -7,8 +7,6 @@ import time
 import psutil
 import pytest
 
-from tests.utils.waiting import wait_until
-
 pytestmark = pytest.mark.slow
 
 
