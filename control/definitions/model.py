@@ -6,20 +6,31 @@ from control.conditions import MAX_LENGTH
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 Overlap = Literal["skip", "allow", "buffer_one", "replace"]
 Origin = Literal["code", "runtime"]
 EditableExecution = Literal["async", "thread", "process"]
+
+
+def _not_dots(name: str) -> str:
+    if name in (".", ".."):
+        raise ValueError("a task cannot be named . or ..")
+    return name
+
 
 TaskName = Annotated[
     str,
     Field(
         min_length=1,
         max_length=255,
-        pattern=r"^[^/\x00-\x1f\x7f]+$",
-        description="Unique; no slash or control characters (it is part of URLs)",
+        # Part of URLs, file-like paths in logs, and shown to people: only characters that
+        # read the same everywhere (no spaces, no bidirectional controls), and not . or ..
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="Unique; ASCII letters, digits, `_`, `-` and `.` (not `.` or `..` alone)",
+        examples=["report_eu-2.v1"],
     ),
+    AfterValidator(_not_dots),
 ]
 ConditionText = Annotated[
     str,

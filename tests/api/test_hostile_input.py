@@ -121,3 +121,21 @@ async def test_parameters_that_fit_the_annotations_are_passed_as_sent(service):
     assert (await service.client.post("/tasks/typed/run", json=parameters)).status_code == 202
     await async_wait_until(lambda: service.task("typed").status == "success", what="typed ran")
     assert service.app.session.returns[service.task("typed")] == parameters
+
+
+@pytest.mark.parametrize(
+    "name", [".", "..", " ", "a b", "a/b", "\u202eevil", "caf\u00e9", "tab\tname", "x" * 256]
+)
+async def test_task_names_outside_the_safe_set_are_refused(service, name):
+    response = await service.client.post(
+        "/tasks", json={"name": name, "func": "tests.support_tasks.probes:quick"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "name"]
+
+
+async def test_a_name_from_the_safe_set_is_accepted(service):
+    response = await service.client.post(
+        "/tasks", json={"name": "report_eu-2.v1", "func": "tests.support_tasks.probes:quick"}
+    )
+    assert response.status_code == 201, response.text
