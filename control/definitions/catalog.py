@@ -11,9 +11,10 @@ from __future__ import annotations
 from control.conditions import ConditionTexts, parse_condition
 from control.definitions.model import EDITABLE, TaskDefinition, TaskFields
 from control.definitions.store import StoredDefinition
+from control.engine.commands import DeclaredCommandTask
 from control.engine.loop import ControlScheduler
 from control.errors import InvalidDefinitionError, InvalidInputError, TaskStateError
-from control.parameters import check_parameters
+from control.parameters import check_parameters, parameter_rule
 from control.targets import resolve_function
 
 import inspect
@@ -149,12 +150,12 @@ class TaskCatalog:
         execution, make = self._runner(definition)
         values = self._checked(
             definition.model_dump(include=set(EDITABLE), exclude_none=False) | {"execution": execution},
-            target=make.get("func"),
+            takes=make.get("func", make.get("arguments")),
         )
         conditions = {key: values.pop(key) for key in ("start_cond", "end_cond")}
         overlap = values.pop("overlap")
         parameters = values.pop("parameters")
-        task = self.session.create_task(
+        fields = dict(
             name=name,
             **make,
             **conditions,
@@ -165,6 +166,10 @@ class TaskCatalog:
             disabled=values["disabled"],
             parameters=Parameters(parameters),
         )
+        if "command" in make:
+            task = DeclaredCommandTask(session=self.session, **fields)
+        else:
+            task = self.session.create_task(**fields)
         self.scheduler.set_overlap(task, overlap)
         self.origins[name] = "runtime"
         self.runtime[name] = definition.model_copy(update={"execution": execution})
@@ -175,12 +180,13 @@ class TaskCatalog:
         """Raise what ``create`` would, without creating anything."""
         execution, make = self._runner(definition)
         self._checked(
-            definition.model_dump(include=set(EDITABLE)) | {"execution": execution}, target=make.get("func")
+            definition.model_dump(include=set(EDITABLE)) | {"execution": execution},
+            takes=make.get("func", make.get("arguments")),
         )
 
     def check_fields(self, task: Task, changes: dict[str, Any]) -> None:
         """Raise what ``apply`` would, without changing anything."""
-        self._checked(dict(changes), target=getattr(task, "func", None), task=task)
+        self._checked(dict(changes), takes=parameter_rule(task), task=task)
 
     def update(self, task: Task, changes: dict[str, Any]) -> None:
         """Apply an edit and remember it: in the runtime definition, or as an override of
@@ -241,7 +247,7 @@ class TaskCatalog:
 
     def apply(self, task: Task, changes: dict[str, Any]) -> None:
         """Check every value, then set them all: a bad value changes nothing."""
-        values = self._checked(dict(changes), target=getattr(task, "func", None), task=task)
+        values = self._checked(dict(changes), takes=parameter_rule(task), task=task)
         overlap = values.pop("overlap", None)
         parameters = values.pop("parameters", None)
         for attribute, value in values.items():
@@ -256,23 +262,25 @@ class TaskCatalog:
 
     # -- checks ------------------------------------------------------------------------
 
-    def _checked(self, values: dict[str, Any], *, target, task: Task | None = None) -> dict[str, Any]:
+    def _checked(self, values: dict[str, Any], *, takes, task: Task | None = None) -> dict[str, Any]:
+        """``values`` with their conditions parsed, once every value is known to be allowed
+        for a task whose parameters ``takes`` decides (its function, or a command's
+        declared arguments; see ``control.parameters``)."""
         for key in ("start_cond", "end_cond"):
             if key in values and values[key] is not None:
                 values[key] = parse_condition(values[key], session=self.session, field=key)
         execution = values.get("execution")
-        if execution is not None and target is not None and execution == "async":
-            if not inspect.iscoroutinefunction(target):
-                raise InvalidInputError(
-                    "a plain function with execution 'async' would block the event loop; "
-                    "use thread or process",
-                    field="execution",
-                    value=execution,
-                )
-        if execution == "process" and getattr(target, "__name__", None) == "<lambda>":
+        if execution == "async" and not (callable(takes) and inspect.iscoroutinefunction(takes)):
+            raise InvalidInputError(
+                "only a coroutine function may run as 'async' (anything else would block the "
+                "event loop); use thread or process",
+                field="execution",
+                value=execution,
+            )
+        if execution == "process" and getattr(takes, "__name__", None) == "<lambda>":
             raise InvalidInputError("a lambda cannot run in a process", field="execution", value=execution)
-        if values.get("parameters") and target is not None:
-            check_parameters(target, values["parameters"], name=task.name if task else "the task")
+        if values.get("parameters"):
+            check_parameters(takes, values["parameters"], name=task.name if task else "the task")
         return values
 
     def _runner(self, definition: TaskDefinition) -> tuple[str, dict[str, Any]]:
@@ -287,7 +295,8 @@ class TaskCatalog:
                 )
             command = definition.command
             argv = shlex.split(command) if isinstance(command, str) else list(command)
-            return definition.execution or "process", {"command": argv}
+            arguments = {key: spec.model_dump() for key, spec in definition.arguments.items()}
+            return definition.execution or "process", {"command": argv, "arguments": arguments}
         func = resolve_function(definition.func, allowed_packages=self.allowed_packages)
         default = "async" if inspect.iscoroutinefunction(func) else "thread"
         return definition.execution or default, {"func": func}

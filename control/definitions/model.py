@@ -93,6 +93,33 @@ class TaskFields(BaseModel):
         return self
 
 
+class CommandArgument(BaseModel):
+    """How one parameter of a command task goes onto its command line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    option: str | None = Field(
+        None,
+        max_length=100,
+        pattern=r"^--?[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="The option it is given with (`--rows 5`); null: a positional argument",
+        examples=["--rows"],
+    )
+    type: Literal["string", "integer", "number", "boolean"] = Field(
+        "string",
+        description="What the value must be; a `boolean` is a flag: the option alone when true",
+    )
+
+    @model_validator(mode="after")
+    def _flags_have_options(self) -> CommandArgument:
+        if self.type == "boolean" and self.option is None:
+            raise ValueError("a boolean argument is a flag: give its option")
+        return self
+
+
+ArgumentName = Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
 class TaskDefinition(BaseModel):
     """A whole task created at runtime: what it runs, and its editable fields."""
 
@@ -108,6 +135,14 @@ class TaskDefinition(BaseModel):
     )
     command: str | list[Annotated[str, Field(max_length=1000)]] | None = Field(
         None, description="A command to run (no shell); only when command tasks are enabled"
+    )
+    arguments: dict[ArgumentName, CommandArgument] = Field(
+        {},
+        description=(
+            "The parameters a command task takes, in command-line order, and how each goes onto "
+            "its command line; any other parameter is refused"
+        ),
+        examples=[{"rows": {"option": "--rows", "type": "integer"}, "region": {"option": None}}],
     )
     start_cond: ConditionText = "false"
     end_cond: ConditionText = "false"
@@ -133,6 +168,8 @@ class TaskDefinition(BaseModel):
     def _runs_one_thing(self) -> TaskDefinition:
         if (self.func is None) == (self.command is None):
             raise ValueError("give exactly one of func or command")
+        if self.arguments and self.command is None:
+            raise ValueError("arguments are for command tasks (a function's parameters are its own)")
         return self
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from control.definitions.model import EDITABLE, TaskDefinition, TaskFields, diff
 from control.errors import InvalidInputError, TaskNotFoundError, TaskStateError, VersionNotFoundError
 from control.logstores.base import LogCursor
-from control.parameters import check_parameters
+from control.parameters import check_parameters, parameter_rule
 from control.prediction import History, explain_condition
 from control.schemas import (
     ActionAccepted,
@@ -244,9 +244,7 @@ class TaskService:
     async def run_task(self, name: str, parameters: dict[str, Any] | None = None) -> ActionAccepted:
         task = self.task(name)
         parameters = parameters or {}
-        func = getattr(task, "func", None)
-        if parameters and func is not None:
-            check_parameters(func, parameters, name=name)
+        check_parameters(parameter_rule(task), parameters, name=name)
         if task.batches:
             raise TaskStateError(f"Task '{name}' already has a run waiting to start")
         running = task.is_alive()

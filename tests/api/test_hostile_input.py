@@ -2,9 +2,11 @@
 
 import asyncio
 import collections
+import sys
 
 import pytest
 
+from tests.utils.fixtures import make_settings, start_service, stop_service
 from tests.utils.waiting import async_wait_until
 
 JSON = {"content-type": "application/json"}
@@ -139,3 +141,49 @@ async def test_a_name_from_the_safe_set_is_accepted(service):
         "/tasks", json={"name": "report_eu-2.v1", "func": "tests.support_tasks.probes:quick"}
     )
     assert response.status_code == 201, response.text
+
+
+async def test_command_tasks_take_only_the_parameters_they_declare(tmp_path):
+    env, serving = await start_service(make_settings(tmp_path, command_tasks=True))
+    c = env.client
+    echo = [sys.executable, "-c", "import sys; print(sys.argv[1:])"]
+    arguments = {
+        "rows": {"option": "--rows", "type": "integer"},
+        "dry": {"option": "--dry-run", "type": "boolean"},
+        "region": {},
+    }
+    try:
+        created = await c.post(
+            "/tasks", json={"name": "cmd", "command": echo, "arguments": arguments, "execution": "thread"}
+        )
+        assert created.status_code == 201, created.text
+        for parameters, says in [
+            ({"--output": "/tmp/x"}, "takes no parameter '--output'"),
+            ({"rows": "5"}, "parameter rows"),
+            ({"region": "-rf"}, "would read as an option"),
+            ({"region": "a\u0000b"}, "parameter region"),
+            ({"dry": "yes"}, "parameter dry"),
+        ]:
+            response = await c.post("/tasks/cmd/run", json=parameters)
+            assert response.status_code == 422, (parameters, response.text)
+            assert says in response.json()["detail"][0]["msg"], response.text
+        assert (
+            await c.post("/tasks/cmd/run", json={"region": "eu", "rows": 5, "dry": True})
+        ).status_code == 202
+        await async_wait_until(lambda: env.task("cmd").status == "success", what="the command ran")
+        printed = env.app.session.returns[env.task("cmd")].decode()
+        assert printed.strip() == str(["--rows", "5", "--dry-run", "eu"])
+        # Session parameters do not reach a command line unless declared.
+        assert (await c.put("/session/parameters/verbose", json={"value": True})).status_code == 200
+        assert (await c.post("/tasks/cmd/run")).status_code == 202
+        await async_wait_until(lambda: not env.task("cmd").is_alive(), what="the command ran again")
+        assert env.app.session.returns[env.task("cmd")].decode().strip() == "[]"
+        for refused in (
+            {"name": "c2", "command": echo, "arguments": {"v": {"type": "boolean"}}},
+            {"name": "c3", "command": echo, "execution": "async"},
+            {"name": "c4", "func": "tests.support_tasks.probes:quick", "arguments": {"a": {}}},
+            {"name": "c5", "command": echo, "arguments": {"x": {"option": "--x; rm"}}},
+        ):
+            assert (await c.post("/tasks", json=refused)).status_code == 422, refused
+    finally:
+        await stop_service(env, serving)
