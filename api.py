@@ -54,6 +54,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
+        services.context.events.bind(asyncio.get_running_loop())
         background = [
             asyncio.create_task(services.tasks.warm_predictions()),
             asyncio.create_task(services.runtime.keep_audit_pruned()),

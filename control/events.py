@@ -46,7 +46,9 @@ class Subscription:
 
 
 class EventHub:
-    """Publish from any thread; subscribe and read on the event loop."""
+    """Publish from any thread; subscribe and read on the event loop it is bound to (the
+    server's, bound once at start: never whichever loop happens to run where an event is
+    published, such as the private loop of a thread task)."""
 
     def __init__(self, *, buffer: int = 1000, history: int = 1000):
         self.buffer = buffer
@@ -64,11 +66,7 @@ class EventHub:
     def publish(self, kind: str, task: str | None, created: float, data: dict[str, Any]) -> None:
         loop = self._loop
         if loop is None:
-            try:
-                self.bind(asyncio.get_running_loop())
-            except RuntimeError:
-                return  # published from a thread before the service ran: nobody listens yet
-            loop = self._loop
+            return  # before the service runs: nobody can listen yet
         if threading.get_ident() == self._loop_thread:
             self._deliver(kind, task, created, data)
         else:

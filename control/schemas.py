@@ -57,8 +57,9 @@ class ActionAccepted(BaseModel):
     detail: str
 
 
-class LogRecordPublic(BaseModel):
-    id: int
+class RunRecordFields(BaseModel):
+    """One status change of one run: the same fields in the log and in the event stream."""
+
     task_name: str
     action: Action
     created: datetime
@@ -68,6 +69,59 @@ class LogRecordPublic(BaseModel):
     runtime: float | None = Field(description="Seconds")
     message: str | None
     exc_text: str | None = Field(description="Traceback of a failure")
+
+
+class LogRecordPublic(RunRecordFields):
+    id: int
+
+
+EventKind = Literal[
+    "run",
+    "success",
+    "fail",
+    "terminate",
+    "inaction",
+    "crash",
+    "create",
+    "edit",
+    "delete",
+    "disable",
+    "enable",
+    "restore",
+    "reset",
+    "import",
+    "output",
+]
+
+
+class EventFields(BaseModel):
+    event_id: int = Field(description="Send it back as Last-Event-ID to resume after it")
+    kind: EventKind = Field(description="The event's name in the stream")
+
+
+class RunEventPublic(EventFields, RunRecordFields):
+    """A run's status change (kind = action): a log record as ``GET /logs`` shows it, less its id."""
+
+
+class OutputEventPublic(EventFields):
+    """A line a run wrote (kind `output`), as ``GET /tasks/{name}/runs/{run_id}/output`` shows it."""
+
+    task_name: str
+    run_id: str
+    seq: int
+    created: datetime
+    stream: str
+    text: str
+
+
+class ChangeEventPublic(EventFields):
+    """A change to a task's definition (kind: create, edit, delete...), as its version shows it."""
+
+    task_name: str
+    created: datetime
+    changes: dict[str, list[JsonValue]]
+    actor: str
+    reason: str | None
 
 
 class LogList(BaseModel):

@@ -7,14 +7,15 @@ behind gets an ``overflow`` event and is disconnected (it can reconnect with
 
 from control.deps import READERS, RuntimeDep, TasksDep
 from control.errors import NotFoundError
-from control.events import Event
+from control.events import TASK_ACTIONS, Event
 from control.logstores.base import MAX_ID
 from control.routes.filters import utc
-from control.schemas import Message
+from control.schemas import ChangeEventPublic, EventKind, Message, OutputEventPublic, RunEventPublic
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query
@@ -29,19 +30,30 @@ _FINAL = ("success", "fail", "terminate", "inaction", "crash")
 _SSE = {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}
 
 
-def _frame(kind: str, data: dict, event_id: int | None = None) -> str:
+def _frame(kind: str, data: BaseModel | dict, event_id: int | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
+    body = data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
+    return f"{head}event: {kind}\ndata: {body}\n\n"
 
 
-def _payload(event: Event) -> dict:
-    return {
-        "id": event.id,
-        "kind": event.kind,
-        "task": event.task,
-        "created": utc(event.created).isoformat(),
-        **event.data,
-    }
+def _payload(event: Event) -> BaseModel:
+    """The event in the shape the rest of the API gives the same record."""
+    data, common = event.data, {"event_id": event.id, "kind": event.kind, "created": utc(event.created)}
+    if event.kind in TASK_ACTIONS:
+        return RunEventPublic(
+            **common,
+            task_name=event.task,
+            action=event.kind,
+            run_id=data.get("run_id"),
+            start=utc(data.get("start")),
+            end=utc(data.get("end")),
+            runtime=data.get("runtime"),
+            message=data.get("message"),
+            exc_text=data.get("exc_text"),
+        )
+    if event.kind == "output":
+        return OutputEventPublic(**common, task_name=event.task, **data)
+    return ChangeEventPublic(**common, task_name=event.task, **data)
 
 
 async def _relay(subscription, runtime, *, render=None, until=None) -> AsyncIterator[str]:
@@ -70,12 +82,15 @@ async def _relay(subscription, runtime, *, render=None, until=None) -> AsyncIter
 @router.get("/events", dependencies=READERS, response_class=StreamingResponse, responses={200: _SSE})
 async def stream_events(
     runtime: RuntimeDep,
+    tasks: TasksDep,
     task: Annotated[list[Annotated[str, Field(max_length=255)]], Query(description="Only these tasks")] = [],  # noqa: B006
-    kind: Annotated[list[Annotated[str, Field(max_length=20)]], Query(description="Only these kinds")] = [],  # noqa: B006
+    kind: Annotated[list[EventKind], Query(description="Only these kinds")] = [],  # noqa: B006
     last_event_id: Annotated[int | None, Header(ge=0, le=MAX_ID)] = None,
 ):
     """Live events: task run, success (with runtime), fail (with traceback), terminate, crash;
     create, edit, delete and other definition changes; run output lines (kind `output`)."""
+    for name in task:
+        tasks.task(name)  # an unknown task is a 404, not a stream that stays silent
     subscription = runtime.subscribe(tasks=task or None, kinds=kind or None, after=last_event_id)
 
     async def body() -> AsyncIterator[str]:
@@ -88,25 +103,20 @@ async def stream_events(
 
 class OutputLinePublic(BaseModel):
     seq: int
-    created: str
+    created: datetime
     stream: str = Field(description="stdout, stderr, or log (the task's logging records)")
     text: str
 
 
 class RunOutputPublic(BaseModel):
-    task: str
+    task_name: str
     run_id: str
     finished: bool
     lines: list[OutputLinePublic]
 
 
-def _line(line) -> dict:
-    return {
-        "seq": line.seq,
-        "created": utc(line.created).isoformat(),
-        "stream": line.stream,
-        "text": line.text,
-    }
+def _line(line) -> OutputLinePublic:
+    return OutputLinePublic(seq=line.seq, created=utc(line.created), stream=line.stream, text=line.text)
 
 
 @router.get(
@@ -127,10 +137,10 @@ async def get_run_output(
         if not output.known:
             raise NotFoundError(f"Task '{name}' has no run '{run_id}'")
         return RunOutputPublic(
-            task=name,
+            task_name=name,
             run_id=run_id,
             finished=output.finished,
-            lines=[OutputLinePublic(**_line(line)) for line in output.lines],
+            lines=[_line(line) for line in output.lines],
         )
     # Subscribe first, then read what is stored: a line is then seen once or twice (told
     # apart by its seq), never missed.
@@ -155,11 +165,10 @@ async def get_run_output(
             if event.kind != "output" or data.get("run_id") != run_id or data["seq"] <= seen["seq"]:
                 return None
             seen["seq"] = data["seq"]
-            created = utc(event.created).isoformat()
-            return _frame(
-                "line",
-                {"seq": data["seq"], "created": created, "stream": data["stream"], "text": data["text"]},
+            line = OutputLinePublic(
+                seq=data["seq"], created=utc(event.created), stream=data["stream"], text=data["text"]
             )
+            return _frame("line", line)
 
         def is_end(event: Event) -> bool:
             return event.kind in _FINAL and event.data.get("run_id") == run_id

@@ -271,8 +271,8 @@ function listen() {
     const data = JSON.parse(event.data);
     if (event.type === "create" || event.type === "delete") {
       loadTasks().catch(() => null);
-    } else if (data.task) {
-      pending.add(data.task);
+    } else if (data.task_name) {
+      pending.add(data.task_name);
       // Events come in bursts (a run's start and end): one refresh per task per burst.
       timer = timer || setTimeout(() => {
         const names = [...pending];

@@ -50,16 +50,14 @@ def test_events_match_the_stored_log(start):
         service.client.post("/tasks/quick/run")
         run, success = read_events(stream, 2)
     assert (run["event"], success["event"]) == ("run", "success")
-    assert run["data"]["task"] == "quick" and success["data"]["run_id"] == run["data"]["run_id"]
+    assert success["data"]["run_id"] == run["data"]["run_id"]
     stored = {r["action"]: r for r in service.logs(task="quick")}
     for event in (run, success):
+        # The same record, in the same shape (the stream's id is the event's, not the log's).
         record = stored[event["event"]]
-        assert (record["run_id"], record["message"], record["created"]) == (
-            event["data"]["run_id"],
-            event["data"]["message"],
-            event["data"]["created"].replace("+00:00", "Z"),
-        )
-    assert success["data"]["runtime"] == stored["success"]["runtime"]
+        data = event["data"]
+        assert (data.pop("event_id"), data.pop("kind")) == (int(event["id"]), event["event"])
+        assert data == {key: value for key, value in record.items() if key != "id"}
 
 
 def test_failures_carry_their_traceback_and_definition_changes_are_events(start):
@@ -70,7 +68,27 @@ def test_failures_carry_their_traceback_and_definition_changes_are_events(start)
         service.client.patch("/tasks/quick", json={"priority": 4})
         fail, edit = read_events(stream, 2, kinds={"fail", "edit"})
     assert "ValueError: boom from the failing task" in fail["data"]["exc_text"]
-    assert edit["data"]["task"] == "quick" and edit["data"]["changes"]["priority"] == [0, 4]
+    assert edit["data"]["task_name"] == "quick" and edit["data"]["changes"]["priority"] == [0, 4]
+
+
+def test_unknown_kinds_and_tasks_are_refused_not_silent(start):
+    service = start()
+    bogus = service.client.get("/events", params={"kind": "bogus"})
+    assert bogus.status_code == 422 and bogus.json()["detail"][0]["loc"] == ["query", "kind", 0]
+    nope = service.client.get("/events", params={"task": "nope"})
+    assert nope.status_code == 404 and nope.json() == {"detail": "Task 'nope' not found"}
+
+
+def test_events_are_delivered_when_a_thread_task_published_first(start):
+    """The first event of the process comes from a thread task's own event loop."""
+    service = start()
+    assert service.client.post("/tasks/chatty_thread/run").status_code == 202
+    service.wait_task("chatty_thread", lambda t: t["status"] == "success")
+    with httpx.stream("GET", f"{service.client.base_url}/events", timeout=10) as stream:
+        wait_until(lambda: subscribers(service) == 1, what="subscribed")
+        service.client.post("/tasks/quick/run")
+        (success,) = read_events(stream, 1, kinds={"success"})
+    assert success["data"]["task_name"] == "quick"
 
 
 def test_a_client_that_leaves_is_forgotten_and_one_that_returns_resumes(start):

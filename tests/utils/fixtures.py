@@ -108,6 +108,7 @@ async def start_service(settings: Settings):
         tokens=TokenRegistry(settings.token_specs()),
         batch=batch,
     )
+    events.bind(asyncio.get_running_loop())  # what the app's lifespan does in the real server
     serving = asyncio.create_task(scheduler.serve())
     await async_wait_until(lambda: scheduler.is_ready or serving.done(), what="scheduler start")
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://127.0.0.1:8000")
