@@ -11,7 +11,6 @@ from control.logstores.base import LogStore
 from control.settings import Settings
 
 import logging
-import os
 
 from rocketry import Rocketry
 
@@ -28,7 +27,7 @@ def create_scheduler(
             "task_pre_exist": "raise",
             "cycle_sleep": settings.cycle_sleep,
             "timeout": settings.default_timeout,
-            "max_process_count": os.cpu_count() or 1,
+            "max_process_count": settings.max_process_tasks,
             # A task or a condition that breaks is logged; it never stops the scheduler.
             "silence_task_prerun": True,
             "silence_task_logging": True,

@@ -27,7 +27,10 @@ class TaskPublic(BaseModel):
     overlap: Overlap
     disabled: bool
     overridden: list[str] = Field(description="Fields of a code task changed through the API")
-    status: Action | None = Field(description="Outcome of the latest run, or `run` while running")
+    status: Action | Literal["queued"] | None = Field(
+        description="Outcome of the latest run, `run` while running, or `queued` while it waits "
+        "for a free process slot"
+    )
     is_running: bool
     next_run: datetime | None = Field(description="When it is next due, if time alone decides it")
     last_run: datetime | None

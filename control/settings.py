@@ -3,6 +3,7 @@
 from control.auth import TokenSpec, load_token_file
 from control.logstores.url import database_url
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
     )
     cycle_sleep: Annotated[float, Field(gt=0, le=60)] = Field(
         0.1, description="Longest time the scheduler sleeps between two passes over the tasks"
+    )
+    max_process_tasks: Annotated[int, Field(gt=0, le=1024)] = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        description="Task processes that may run at once; more wait, with status queued (default: CPUs)",
     )
     default_timeout: Annotated[float, Field(gt=0)] = Field(
         1800.0, description="Seconds a run may take before it is terminated, unless the task sets one"

@@ -1,4 +1,5 @@
-"""Makes forked task processes obey the scheduler rather than the server they were forked from."""
+"""Makes forked task processes obey the scheduler rather than the server they were forked from,
+and ends a task process together with every process it started."""
 
 import ctypes
 import functools
@@ -9,6 +10,12 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _reset_in_child() -> None:
+    # Its own process group, whose id is its pid: whatever the task starts (``sh -c ...``)
+    # joins it, so the scheduler ends them all together (``end_group``).
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
     # The fork copies uvicorn's Python handlers, under which SIGTERM only sets a flag in a
     # copy of the server: Process.terminate() would do nothing and Rocketry's join() would
     # block the event loop for good. Default SIGTERM lets termination work. SIGINT is
@@ -27,6 +34,20 @@ def _reset_in_child() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+
+
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to what the task process ``pid`` started (its process group); the
+    process itself is signalled by its ``multiprocessing.Process``."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone (or was never made: the child had only just started)
+
+
+def end_group(pid: int) -> None:
+    """Kill what is left of the task process ``pid``'s group once the process has ended."""
+    signal_group(pid, signal.SIGKILL)
 
 
 @functools.cache

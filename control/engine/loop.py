@@ -10,6 +10,7 @@ is checked with Rocketry's own ``Task.is_runnable``.
 
 from __future__ import annotations
 
+from control.engine import children
 from control.engine.planner import Planner, Verdict, order_key
 from control.logstores.base import LogEntry, LogStore, OutputLine
 
@@ -85,6 +86,7 @@ class ControlScheduler(Scheduler):
         self._active: dict[str, Task] = {}  # tasks with runs on their stack
         self._stopped: dict[str, asyncio.Event] = {}  # set when a task's last run ends
         self._checking: set[str] = set()  # tasks whose check is under way (it may await)
+        self.queued: set[str] = set()  # process tasks due or asked to run, waiting for a slot
         self.output = None  # an OutputCapture: runs' prints and logging, per run
         self.ready = asyncio.Event()  # set once start-up is over and the loop runs
         self._wake: asyncio.Event | None = None
@@ -168,6 +170,7 @@ class ControlScheduler(Scheduler):
         """``name`` left the session."""
         self._overlap.pop(name, None)
         self._active.pop(name, None)
+        self.queued.discard(name)
 
     def note_record(self, name: str) -> None:
         self.planner.note(name)
@@ -309,7 +312,12 @@ class ControlScheduler(Scheduler):
             return "on_hold"
         execution = task.get_execution()
         if execution == "process" and not self.has_free_processors():
+            # It waits for a free process slot, in plain view (status "queued"), if it was
+            # asked to run or is due; it is checked again every cycle until then.
+            if task.batches or task.force_run or self.check_task_cond(task):
+                self.queued.add(task.name)
             return "no_capacity"
+        self.queued.discard(task.name)
         if execution in ("thread", "async", "process") and task.is_alive():
             verdict = await self._check_overlap(task)
             if verdict is not None:
@@ -450,10 +458,12 @@ class ControlScheduler(Scheduler):
         if run.is_process:
             process = run.task
             process.terminate()
+            children.signal_group(process.pid, signal.SIGTERM)
             if not await _joined(process, _PROCESS_GRACE):
                 logger.warning("Task %r ignored SIGTERM; killing its process", task.name)
                 process.kill()
                 await _joined(process, _PROCESS_GRACE)
+            children.end_group(process.pid)
             self._settle(run)
             self._log(task, "log_termination", reason=reason, task_run=run)
         elif run.is_async:
@@ -492,9 +502,14 @@ class ControlScheduler(Scheduler):
                 del self._settled_run_ids[next(iter(self._settled_run_ids))]
 
     def _reap_processes(self, task: Task) -> None:
-        """Log a failure for task processes that ended without reporting an outcome."""
+        """End what ended task processes left running, and log a failure for those that
+        ended without reporting an outcome."""
         for run in task._run_stack:
-            if not run.is_process or run.is_alive() or self._settled_runs.get(id(run)) is run:
+            if not run.is_process or run.is_alive():
+                continue
+            # The run leaves the stack in this pass; what it started must not outlive it.
+            children.end_group(run.task.pid)
+            if self._settled_runs.get(id(run)) is run:
                 continue
             code = run.task.exitcode
             if code == 0 or code is None:
@@ -643,6 +658,7 @@ class ControlScheduler(Scheduler):
         hooker = _Hooker(self.session.hooks.scheduler_shutdown)
         hooker.prerun(scheduler=self)
         deadline = time.monotonic() + self.shutdown_timeout
+        self._report_never_started()
         try:
             try:
                 await self.run_shutdown_tasks()
@@ -654,6 +670,13 @@ class ControlScheduler(Scheduler):
         finally:
             hooker.postrun()
             self.logger.info("Scheduler stopped")
+
+    def _report_never_started(self) -> None:
+        """Say which requested or queued runs the stop drops (they are not kept)."""
+        for task in self.session.tasks:
+            if task.name in self.queued or task.batches or task.force_run:
+                why = "waited for a free process slot" if task.name in self.queued else "waited to start"
+                logger.warning("Task %r never started: it %s when the scheduler stopped", task.name, why)
 
     async def _wait_runs_end(self, deadline: float) -> None:
         while self.n_alive and time.monotonic() < deadline:
@@ -676,6 +699,7 @@ class ControlScheduler(Scheduler):
 async def _joined(process, grace: float) -> bool:
     """Wait for a process to end without blocking the event loop."""
     loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
     ended = asyncio.Event()
     loop.add_reader(process.sentinel, ended.set)
     try:
@@ -684,5 +708,10 @@ async def _joined(process, grace: float) -> bool:
         pass
     finally:
         loop.remove_reader(process.sentinel)
+    # The sentinel is readable once the child has closed its files, a moment before the
+    # kernel lets it be reaped: ask again until then, rather than call it alive.
     process.join(0)
+    while process.is_alive() and ended.is_set() and loop.time() < deadline:
+        await asyncio.sleep(0.002)
+        process.join(0)
     return not process.is_alive()

@@ -69,7 +69,7 @@ class TaskService:
             overlap=fields["overlap"],
             disabled=task.disabled,
             overridden=catalog.overridden(task.name),
-            status=task.status,
+            status="queued" if task.name in self._scheduler.queued else task.status,
             is_running=task.is_alive(),
             next_run=utc(next_run),
             last_run=utc(task._last_run),
@@ -114,6 +114,7 @@ class TaskService:
                 id(end),
                 next_run,
                 scheduler.overlap_of(name),
+                name in scheduler.queued,
                 id(catalog.overrides.get(name)),
                 id(catalog.runtime.get(name)),
             )
@@ -214,6 +215,10 @@ class TaskService:
             reasons.append("it is already running, and its overlap policy is skip")
         elif running and overlap == "buffer_one" and requested:
             reasons.append("it is running; one start waits for the run to end (buffer_one)")
+        no_slot = task.get_execution() == "process" and not scheduler.has_free_processors()
+        if no_slot:
+            slots = self._session.config.max_process_count
+            reasons.append(f"every process slot is taken ({slots}): it waits for one to be free")
         if requested:
             reasons.append("a run was requested: it starts regardless of its condition")
         elif tree["value"] is False:
@@ -221,7 +226,10 @@ class TaskService:
         elif tree["value"] is None:
             reasons.append(f"its start condition failed: {tree['error']}")
         blocked = (
-            on_hold or (running and overlap in ("skip", "buffer_one")) or (task.disabled and not requested)
+            on_hold
+            or no_slot
+            or (running and overlap in ("skip", "buffer_one"))
+            or (task.disabled and not requested)
         )
         would_start = not blocked and (requested or tree["value"] is True)
         if would_start and not requested:
@@ -253,6 +261,10 @@ class TaskService:
             raise TaskStateError(f"Task '{name}' is already running (overlap policy: skip)")
         task.run(parameters)
         await self._scheduler.start_now(task)
+        if name in self._scheduler.queued:
+            slots = self._session.config.max_process_count
+            detail = f"queued: all {slots} process slots are taken; it starts when one is free"
+            return ActionAccepted(task=name, action="run", detail=detail)
         detail = (
             {
                 "buffer_one": "queued: it starts when the current run ends",

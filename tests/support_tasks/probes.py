@@ -143,3 +143,35 @@ async def typed(
 ):
     """Parameters with annotations (and bounds) the API checks before a run."""
     return {"count": count, "ratio": ratio, "label": label, "tags": tags, "anything": anything}
+
+
+@group.task(execution="process")
+def spawner(seconds: float = 120):
+    """Starts a shell that starts a sleep, then waits: three generations of processes."""
+    import subprocess
+
+    subprocess.Popen(["sh", "-c", "sleep 40"])
+    time.sleep(seconds)
+
+
+@group.task(execution="process")
+def leaves_a_child():
+    """Starts a sleep and returns at once, leaving it behind."""
+    import subprocess
+
+    subprocess.Popen(["sleep", "40"])
+
+
+@group.task(execution="process")
+def slow_to_exit():
+    """On SIGTERM it closes its files (the scheduler sees its end coming) and exits 0.3 s later:
+    the moment between the two, widened."""
+    import signal
+
+    def leave(*_):
+        os.closerange(3, 4096)
+        time.sleep(0.3)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+    time.sleep(120)
