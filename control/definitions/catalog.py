@@ -43,6 +43,7 @@ class _CodeBase:
 
     values: dict[str, Any]
     parameters: Parameters
+    fields: dict[str, Any]  # the same, as the API shows them
 
 
 @dataclass
@@ -70,6 +71,7 @@ class TaskCatalog:
             self._bases[task.name] = _CodeBase(
                 values={name: getattr(task, name) for name in _TASK_ATTRIBUTES},
                 parameters=Parameters(task.parameters),
+                fields=self.fields_of(task),
             )
 
     def restore(self, stored: list[StoredDefinition]) -> None:
@@ -85,7 +87,8 @@ class TaskCatalog:
                 else:
                     fields = TaskFields.model_validate(item.fields).changes()
                     self.apply(self.session[item.name], fields)
-                    self.overrides[item.name] = fields
+                    base = self._bases[item.name].fields
+                    self.overrides[item.name] = {k: v for k, v in fields.items() if v != base.get(k)}
             except Exception as exc:  # any failure: the service starts without this definition
                 reason = _reason(exc)
                 self.broken[item.name] = Broken(item.name, item.origin, reason, item.fields)
@@ -196,7 +199,10 @@ class TaskCatalog:
         if name in self.runtime:
             self.runtime[name] = self.runtime[name].model_copy(update=changes)
         else:
-            self.overrides[name] = {**self.overrides.get(name, {}), **changes}
+            # A field set back to its code value is no longer an override of it.
+            base = self._bases[name].fields
+            merged = {**self.overrides.get(name, {}), **changes}
+            self.overrides[name] = {key: value for key, value in merged.items() if value != base.get(key)}
 
     def reset(self, task: Task) -> None:
         """Back to the code definition."""

@@ -121,6 +121,17 @@ async def test_edits_of_a_code_task_are_overrides_that_can_be_cleared(service):
     assert (await service.client.delete("/tasks/nope/overrides")).status_code == 404
 
 
+async def test_a_field_set_back_to_its_code_value_is_no_longer_overridden(service):
+    c = service.client
+    assert (await c.post("/tasks/quick/disable")).json()["overridden"] == ["disabled"]
+    assert (await c.post("/tasks/quick/enable")).json()["overridden"] == []
+    edited = await c.patch("/tasks/quick", json={"priority": 3, "start_cond": "every 2 hours"})
+    assert edited.json()["overridden"] == ["priority", "start_cond"]
+    back = await c.patch("/tasks/quick", json={"priority": 0})
+    assert back.json()["overridden"] == ["start_cond"]
+    assert (await c.get("/definitions")).json()["code_task_edits"] == {"quick": {"start_cond": "every 2 hours"}}
+
+
 async def test_delete_a_runtime_task_but_never_a_code_task(service):
     assert (await create(service, func="tests.support_tasks.probes:slow_async")).status_code == 201
     await service.client.post("/tasks/made/run")
