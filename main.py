@@ -6,7 +6,7 @@ from control.batching import BatchQueue
 from control.events import EventHub
 from control.logstores.sql import SQLLogStore
 from control.logstores.url import redacted
-from control.runner import ControlServer, run_service
+from control.runner import ControlServer, bind_listener, run_service
 from control.services.assemble import build_services
 from control.settings import Settings
 
@@ -26,6 +26,7 @@ from api import create_app
 from scheduler import create_scheduler
 
 EXIT_CONFIG = 2
+EXIT_BIND = 3
 
 
 def parse_args(argv: list[str] | None) -> dict[str, object]:
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"invalid configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
     except (ValueError, OSError) as exc:
         return fail(str(exc))
+    try:
+        listener = bind_listener(settings.host, settings.port)
+    except OSError as exc:
+        where = f"{settings.host}:{settings.port}"
+        print(f"error: cannot serve on {where}: {exc.strerror or exc}; no task was started", file=sys.stderr)
+        return EXIT_BIND
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             retention_interval=settings.retention_interval,
         )
     except (SQLAlchemyError, OSError) as exc:
+        listener.close()
         return fail(f"cannot open the database {redacted(settings.database_url)}: {str(exc).splitlines()[0]}")
     try:
         events = EventHub(buffer=settings.event_buffer)
@@ -91,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         # loop for tens of milliseconds.
         gc.collect()
         gc.freeze()
-        code = asyncio.run(run_service(server, scheduler))
+        code = asyncio.run(run_service(server, scheduler, sockets=[listener]))
     finally:
+        listener.close()
         store.close()
     if code and not server.started:
         print(f"error: cannot serve on {settings.host}:{settings.port}; no task was started", file=sys.stderr)

@@ -6,6 +6,7 @@ from control.engine.loop import ControlScheduler
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 
 import uvicorn
@@ -83,9 +84,24 @@ class ControlServer(uvicorn.Server):
             await asyncio.wait({task}, timeout=2.0)
 
 
-async def _serve(server: ControlServer) -> None:
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts: a port that is taken is then
+    the first and only thing the service says (uvicorn would bind after its start-up)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    listener = socket.socket(family, kind, proto)
     try:
-        await server.serve()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+async def _serve(server: ControlServer, sockets: list[socket.socket] | None) -> None:
+    try:
+        await server.serve(sockets)
     except SystemExit as exc:
         # uvicorn calls sys.exit() when it cannot bind; as a plain exception it ends only
         # this task, so the scheduler can be stopped and the process can say why.
@@ -105,13 +121,15 @@ def _outcome(task: asyncio.Task, what: str) -> int:
     return EXIT_FAILED
 
 
-async def run_service(server: ControlServer, scheduler: ControlScheduler) -> int:
+async def run_service(
+    server: ControlServer, scheduler: ControlScheduler, *, sockets: list[socket.socket] | None = None
+) -> int:
     """Serve until a signal, ``POST /session/shutdown``, or either side failing.
 
     The scheduler starts only once the server listens, so a port that is taken runs no
     task. Returns the process exit code: 0 for a requested stop, non-zero otherwise.
     """
-    server_task = asyncio.create_task(_serve(server), name="server")
+    server_task = asyncio.create_task(_serve(server, sockets), name="server")
     bound = asyncio.create_task(server.bound.wait(), name="server-bound")
     await asyncio.wait({server_task, bound}, return_when=asyncio.FIRST_COMPLETED)
     if not server.bound.is_set():
