@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from tests.utils.service_process import ServiceProcess
@@ -38,13 +38,22 @@ EVENTS = {"path": "/events", "method": "GET"}
 # a condition string Rocketry cannot parse, a cursor this service never issued, run
 # parameters the task's function does not take, ``since`` after ``until``.
 ALWAYS_EXCLUDED = [positive_data_acceptance]
-FUZZ = settings(
-    # SCHEDULER_FUZZ_EXAMPLES raises it for a longer hunt than CI's.
-    max_examples=int(os.environ.get("SCHEDULER_FUZZ_EXAMPLES", "100")),
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+# CI runs one derandomized pass of 100 cases per operation. A longer hunt:
+#   SCHEDULER_FUZZ_EXAMPLES=500 SCHEDULER_FUZZ_SEEDS=1,2,3 python -m pytest tests/e2e/test_fuzz.py
+# runs that many cases per operation once per seed, each seed drawing different ones.
+EXAMPLES = int(os.environ.get("SCHEDULER_FUZZ_EXAMPLES", "100"))
+SEEDS = [int(s) for s in os.environ.get("SCHEDULER_FUZZ_SEEDS", "").split(",") if s.strip()]
+SLOWEST = 1.0  # seconds: no answer may take longer (a slower one waited on the event loop)
+
+
+def _settings(seeded: bool) -> settings:
+    return settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=not seeded,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
 
 
 def _serve(tmp_path_factory, env=None):
@@ -80,25 +89,30 @@ def fuzz(service, *, headers=None, expect=None, excluded=()) -> tuple[dict[str, 
     for result in schema.get_all_operations():
         operation = result.ok()
         tried[operation.label] = 0
-        try:
-            _fuzz_one(operation, tried, headers, expect, excluded)
-        except Exception as exc:  # collected, so one report shows every operation's failure
-            failures.append(f"{operation.label}: {exc}")
+        for run_seed in SEEDS or [None]:
+            try:
+                _fuzz_one(operation, tried, headers, expect, excluded, run_seed)
+            except Exception as exc:  # collected, so one report shows every operation's failure
+                failures.append(f"{operation.label} (seed {run_seed}): {exc}")
     return tried, failures
 
 
-def _fuzz_one(operation, tried, headers, expect, excluded) -> None:
+def _fuzz_one(operation, tried, headers, expect, excluded, run_seed) -> None:
     label = operation.label
 
     @given(case=operation.as_strategy())
-    @FUZZ
+    @_settings(seeded=run_seed is not None)
     def check(case):
         tried[label] += 1
         _aim_at_real_tasks(case)
         response = case.call_and_validate(headers=headers, excluded_checks=[*ALWAYS_EXCLUDED, *excluded])
+        assert response.status_code < 500, (case.method, case.path, response.status_code)
+        assert response.elapsed < SLOWEST, (case.method, case.path, f"{response.elapsed:.2f} s")
         if expect is not None:
             expect(case, response)
 
+    if run_seed is not None:
+        check = seed(run_seed)(check)
     check()
 
 
