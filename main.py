@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"cannot open the database {redacted(settings.database_url)}: {str(exc).splitlines()[0]}")
     try:
         events = EventHub(buffer=settings.event_buffer)
-        batch = BatchQueue(limit=settings.batch_queue_limit) if settings.batch_example else None
+        batch = BatchQueue.from_settings(settings) if settings.batch_example else None
         rocketry_app = create_scheduler(settings, store, events=events, batch=batch)
         scheduler = rocketry_app.session.scheduler
         services = build_services(settings, rocketry_app, log_store=store, engine=store.engine, events=events)
@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             # client write any address into the audit trail.
             proxy_headers=bool(settings.trusted_proxies),
             forwarded_allow_ips=settings.trusted_proxies,
+            # A WebSocket frame over the batch example's limit is refused (1009) before it
+            # is buffered; no compression, whose inflating per read would hold the loop.
+            ws_max_size=settings.batch_max_message_bytes,
+            ws_per_message_deflate=False,
         )
         server = ControlServer(
             config, scheduler=scheduler, stop_timeout=settings.shutdown_timeout, on_stopping=events.close

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     batch_queue_limit: Annotated[int, Field(gt=0)] = Field(
         1000, description="Requests that may wait; beyond it a request is answered with an error"
     )
+    batch_max_message_bytes: Annotated[int, Field(gt=0)] = Field(
+        65_536, description="Largest /batch message; a larger one closes the connection (1009)"
+    )
+    batch_max_pending_replies: Annotated[int, Field(gt=0)] = Field(
+        100,
+        description="Replies a /batch connection may have unsent; a client that reads none of them "
+        "is closed (1008), one whose requests wait for batches is read no further meanwhile",
+    )
     cycle_sleep: Annotated[float, Field(gt=0, le=60)] = Field(
         0.1, description="Longest time the scheduler sleeps between two passes over the tasks"
     )

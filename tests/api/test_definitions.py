@@ -129,7 +129,8 @@ async def test_a_field_set_back_to_its_code_value_is_no_longer_overridden(servic
     assert edited.json()["overridden"] == ["priority", "start_cond"]
     back = await c.patch("/tasks/quick", json={"priority": 0})
     assert back.json()["overridden"] == ["start_cond"]
-    assert (await c.get("/definitions")).json()["code_task_edits"] == {"quick": {"start_cond": "every 2 hours"}}
+    edits = (await c.get("/definitions")).json()["code_task_edits"]
+    assert edits == {"quick": {"start_cond": "every 2 hours"}}
 
 
 async def test_delete_a_runtime_task_but_never_a_code_task(service):

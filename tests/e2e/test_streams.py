@@ -1,15 +1,11 @@
-"""Live streams with real clients against the real server: events, run output, the batch WebSocket."""
+"""Live streams with real clients against the real server: events and run output."""
 
-from control.auth import digest
-
-import asyncio
 import json
 import signal
 import time
 
 import httpx
 import pytest
-import websockets
 
 from tests.utils.waiting import wait_until
 
@@ -151,82 +147,3 @@ def test_run_output_is_followed_until_the_run_ends(start):
     assert [e["data"].get("text") for e in events[:4]] == [f"tick {i}" for i in range(4)]
     assert [e["data"]["seq"] for e in events[:4]] == [0, 1, 2, 3]
     assert events[4]["event"] == "end"
-
-
-BATCH = {"SCHEDULER_BATCH_EXAMPLE": "true", "SCHEDULER_BATCH_EVERY": "0.3", "SCHEDULER_BATCH_SIZE": "2"}
-
-
-async def batch_exchange(port, messages, *, headers=None):
-    async with websockets.connect(f"ws://127.0.0.1:{port}/batch", additional_headers=headers) as socket:
-        for message in messages:
-            await socket.send(json.dumps(message))
-        return [json.loads(await socket.recv()) for _ in messages]
-
-
-def test_batch_results_come_back_to_each_sender_in_order(start):
-    service = start(env=BATCH)
-
-    async def two_clients():
-        return await asyncio.gather(
-            batch_exchange(service.port, [{"id": i, "text": f"a {i}"} for i in range(5)]),
-            batch_exchange(service.port, [{"id": i, "text": f"b b {i}"} for i in range(5)] + [{"id": 9}]),
-        )
-
-    first, second = asyncio.run(two_clients())
-    assert [r["id"] for r in first] == [0, 1, 2, 3, 4]
-    assert [r["result"]["upper"] for r in first] == [f"A {i}" for i in range(5)]
-    assert [r["result"]["words"] for r in second[:5]] == [3] * 5
-    assert second[5] == {"id": 9, "error": 'a request is a JSON object with a "text" string'}
-    runs = service.logs(task="batch_requests", action="success")
-    assert len(runs) >= 6  # at most 2 per batch: 11 requests took several batches
-
-
-def test_a_full_queue_answers_at_once_and_a_departed_client_is_dropped(start):
-    service = start(env={**BATCH, "SCHEDULER_BATCH_EVERY": "3", "SCHEDULER_BATCH_QUEUE_LIMIT": "2"})
-
-    async def overflow_then_leave():
-        async with websockets.connect(f"ws://127.0.0.1:{service.port}/batch") as socket:
-            for i in range(3):
-                await socket.send(json.dumps({"id": i, "text": "x"}))
-            return json.loads(await socket.recv())  # the third is refused before the first two are done
-
-    # The answers keep the order of the requests: the refusal waits behind the two queued ones.
-    answer = asyncio.run(asyncio.wait_for(overflow_then_leave(), 10))
-    assert answer["id"] == 0 and "result" in answer
-    # A client that leaves with requests waiting: they are dropped, and nothing fails.
-
-    async def leave_with_requests_waiting():
-        async with websockets.connect(f"ws://127.0.0.1:{service.port}/batch") as socket:
-            await socket.send(json.dumps({"id": 1, "text": "never answered"}))
-
-    asyncio.run(leave_with_requests_waiting())
-    wait_until(
-        lambda: service.logs(task="batch_requests", action="inaction"),
-        timeout=15,
-        what="a batch that found nothing waiting",
-    )
-    assert "Traceback" not in service.log()
-    assert service.client.get("/health").json()["status"] == "ok"
-
-
-def test_the_batch_socket_checks_tokens(start):
-    token = "rcp_batch-operator"
-    entries = [
-        {"name": "ops", "role": "operate", "digest": digest(token)},
-        {"name": "viewer", "role": "read", "digest": digest("rcp_batch-reader")},
-    ]
-    service = start(env={**BATCH, "SCHEDULER_TOKENS": json.dumps(entries)})
-
-    def refused(headers):
-        try:
-            asyncio.run(batch_exchange(service.port, [{"id": 1, "text": "x"}], headers=headers))
-        except websockets.exceptions.InvalidStatus as exc:
-            return exc.response.status_code
-        return None
-
-    assert refused(None) == 403
-    assert refused({"Authorization": "Bearer rcp_batch-reader"}) == 403
-    answer = asyncio.run(
-        batch_exchange(service.port, [{"id": 1, "text": "ok"}], headers={"Authorization": f"Bearer {token}"})
-    )
-    assert answer[0]["result"]["upper"] == "OK"

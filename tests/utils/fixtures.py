@@ -98,7 +98,7 @@ class RunningService:
 async def start_service(settings: Settings):
     store = SQLLogStore(settings.database_url)
     events = EventHub(buffer=settings.event_buffer)
-    batch = BatchQueue(limit=settings.batch_queue_limit) if settings.batch_example else None
+    batch = BatchQueue.from_settings(settings) if settings.batch_example else None
     app = create_scheduler(settings, store, events=events, batch=batch)
     scheduler = app.session.scheduler
     services = build_services(settings, app, log_store=store, engine=store.engine, events=events)
