@@ -75,7 +75,7 @@ def create_app(
     )
     app.state.services = services
     app.state.tokens = tokens
-    audit_store = services.context.audit
+    audit_store = services.context.stores.audit
     app.state.audit = audit_store
     app.state.web_sessions = WebSessions(ttl_seconds=settings.web_session_hours * 3600)
     app.state.batch = batch

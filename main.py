@@ -4,11 +4,11 @@ import control  # noqa: F401  (first: puts rocketry on pydantic.v1 before anythi
 from control.auth import TokenRegistry, check_exposure
 from control.batching import BatchQueue
 from control.events import EventHub
-from control.logstores.sql import SQLLogStore
-from control.logstores.url import redacted
 from control.runner import ControlServer, bind_listener, run_service
 from control.services.assemble import build_services
 from control.settings import Settings
+from control.stores.base import StoreOpenError
+from control.stores.sql import Retention, open_stores
 
 import argparse
 import asyncio
@@ -20,7 +20,6 @@ import threading
 
 import uvicorn
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from api import create_app
 from scheduler import create_scheduler
@@ -62,22 +61,20 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
     log = logging.getLogger("main")
+    retention = Retention(
+        days=settings.retention_days, per_task=settings.retention_per_task, every=settings.retention_interval
+    )
     try:
-        store = SQLLogStore(
-            settings.database_url,
-            retention_days=settings.retention_days,
-            retention_per_task=settings.retention_per_task,
-            retention_interval=settings.retention_interval,
-        )
-    except (SQLAlchemyError, OSError) as exc:
+        stores = open_stores(settings.database_url, retention=retention)
+    except StoreOpenError as exc:
         listener.close()
-        return fail(f"cannot open the database {redacted(settings.database_url)}: {str(exc).splitlines()[0]}")
+        return fail(str(exc))
     try:
         events = EventHub(buffer=settings.event_buffer)
         batch = BatchQueue.from_settings(settings) if settings.batch_example else None
-        rocketry_app = create_scheduler(settings, store, events=events, batch=batch)
+        rocketry_app = create_scheduler(settings, stores, events=events, batch=batch)
         scheduler = rocketry_app.session.scheduler
-        services = build_services(settings, rocketry_app, log_store=store, engine=store.engine, events=events)
+        services = build_services(settings, rocketry_app, stores=stores, events=events)
         app = create_app(services, settings=settings, tokens=tokens, batch=batch)
         config = uvicorn.Config(
             app,
@@ -106,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         code = asyncio.run(run_service(server, scheduler, sockets=[listener]))
     finally:
         listener.close()
-        store.close()
+        stores.close()
     if code and not server.started:
         print(f"error: cannot serve on {settings.host}:{settings.port}; no task was started", file=sys.stderr)
     if scheduler.abandoned and any(

@@ -7,8 +7,8 @@ from control.engine.loop import ControlScheduler
 from control.engine.output import OutputCapture
 from control.engine.session import ControlSession
 from control.events import EventHub, LogEventBridge, RunOutputSink
-from control.logstores.base import LogStore
 from control.settings import Settings
+from control.stores.base import Stores
 
 import logging
 
@@ -16,9 +16,9 @@ from rocketry import Rocketry
 
 
 def create_scheduler(
-    settings: Settings, store: LogStore, *, events: EventHub, batch: BatchQueue | None = None
+    settings: Settings, stores: Stores, *, events: EventHub, batch: BatchQueue | None = None
 ) -> Rocketry:
-    """A Rocketry app whose tasks come from ``settings.task_packages``, log to ``store`` and
+    """A Rocketry app whose tasks come from ``settings.task_packages``, log to ``stores`` and
     to the ``events`` stream, and whose runs' output is kept per run."""
     children.install()
     session = ControlSession(
@@ -38,9 +38,9 @@ def create_scheduler(
     )
     session.scheduler = ControlScheduler(session, shutdown_timeout=settings.shutdown_timeout)
     _detach_previous_handlers(session.config.task_logger_basename)
-    app = Rocketry(session=session, logger_repo=store)
+    app = Rocketry(session=session, logger_repo=stores.logs)
     logging.getLogger(session.config.task_logger_basename).addHandler(LogEventBridge(events))
-    output = OutputCapture(max_bytes=settings.max_output_bytes, sink=RunOutputSink(store, events))
+    output = OutputCapture(max_bytes=settings.max_output_bytes, sink=RunOutputSink(stores.output, events))
     output.install(session)
     session.scheduler.output = output
     for group in discover_groups(settings.task_packages):

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import control  # noqa: E402, F401  (the pydantic bridge, before the store imports redbird)
-from control.logstores.sql import metadata, task_log  # noqa: E402
+from control.stores.sql.tables import metadata, task_log  # noqa: E402
 
 
 def free_port() -> int:

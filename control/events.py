@@ -8,7 +8,7 @@ and dropped (it reconnects, and can resume from the recent history by event id).
 
 from __future__ import annotations
 
-from control.logstores.base import LogEntry
+from control.stores.base import LogEntry
 
 import asyncio
 import itertools

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from control.audit import AuditEntry, SQLAuditStore
+from control.stores.base import AuditEntry, AuditStore
 from control.text import first_unencodable
 
 import asyncio
@@ -148,7 +148,7 @@ class AuditMiddleware:
     """Records every request that changes something (POST, PUT, PATCH, DELETE) and how it
     ended, after the response is sent; the write happens off the event loop."""
 
-    def __init__(self, app: ASGIApp, *, store: SQLAuditStore):
+    def __init__(self, app: ASGIApp, *, store: AuditStore):
         self.app = app
         self.store = store
 

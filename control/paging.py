@@ -1,25 +1,35 @@
-"""Newest-first pages over a table with ``created`` and ``id`` columns, continued by a cursor."""
+"""Pages that run newest first, continued by an opaque cursor: the log, the audit trail, versions."""
 
-from control.logstores.base import LogCursor
+from __future__ import annotations
 
-import sqlalchemy as sa
+import base64
+import binascii
+import math
+from dataclasses import dataclass
+
+MAX_ID = 2**63 - 1  # the largest id a store hands out (a signed 64-bit integer)
 
 
-def newest_first(
-    conn: sa.Connection,
-    table: sa.Table,
-    where: list[sa.ColumnElement],
-    *,
-    limit: int,
-    cursor: LogCursor | None,
-) -> tuple[list[sa.Row], LogCursor | None]:
-    """Up to ``limit`` rows after ``cursor``, and the cursor of the next page (None at the end)."""
-    created, id_ = table.c.created, table.c.id
-    stmt = sa.select(table).where(*where)
-    if cursor is not None:
-        # The first condition alone can use the (created, id) indexes.
-        stmt = stmt.where(created <= cursor.created, sa.or_(created < cursor.created, id_ < cursor.id))
-    rows = conn.execute(stmt.order_by(created.desc(), id_.desc()).limit(limit + 1)).all()
-    page = rows[:limit]
-    more = len(rows) > limit
-    return page, (LogCursor(created=page[-1].created, id=page[-1].id) if more else None)
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Position after the last entry of a page: its time and id (pages run newest first)."""
+
+    created: float
+    id: int
+
+    def encode(self) -> str:
+        raw = f"{self.created!r}:{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            created, _, id_ = raw.partition(":")
+            cursor = cls(created=float(created), id=int(id_))
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError("cursor is not one this service returned") from exc
+        # Ids are 64-bit in every database; a time is finite.
+        if not (0 <= cursor.id <= MAX_ID and math.isfinite(cursor.created)):
+            raise ValueError("cursor is not one this service returned")
+        return cursor

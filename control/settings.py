@@ -1,7 +1,7 @@
 """The service's typed configuration: defaults, environment (``SCHEDULER_*``), ``.env`` and flags."""
 
 from control.auth import TokenSpec, load_token_file
-from control.logstores.url import database_url
+from control.stores.sql.engine import database_url
 
 import os
 from pathlib import Path

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from control.conditions import ConditionTexts, parse_condition
 from control.definitions.model import EDITABLE, TaskDefinition, TaskFields
-from control.definitions.store import StoredDefinition
 from control.engine.commands import DeclaredCommandTask
 from control.engine.loop import ControlScheduler
 from control.errors import InvalidDefinitionError, InvalidInputError, TaskStateError
 from control.parameters import check_parameters, parameter_rule
+from control.stores.base import StoredDefinition
 from control.targets import resolve_function
 
 import inspect

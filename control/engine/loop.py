@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from control.engine import children
 from control.engine.planner import Planner, Verdict, order_key
-from control.logstores.base import LogEntry, LogStore, OutputLine
+from control.stores.base import LogEntry, LogStore, OutputLine
 
 import asyncio
 import heapq

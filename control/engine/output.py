@@ -12,7 +12,7 @@ and output of threads a task starts itself.
 
 from __future__ import annotations
 
-from control.logstores.base import OutputLine
+from control.stores.base import OutputLine
 from control.text import storable
 
 import asyncio

@@ -1,8 +1,8 @@
 """The ``/audit`` route: who changed what, from where, and how it ended (admins only)."""
 
-from control.audit import AuditQuery, SQLAuditStore
 from control.deps import ADMINS
 from control.routes.filters import PageFilter, utc
+from control.stores.base import AuditQuery, AuditStore
 
 from datetime import datetime
 from typing import Annotated
@@ -49,7 +49,7 @@ async def list_audit(filters: Annotated[AuditFilter, Query()], request: Request)
         limit=filters.limit,
         cursor=filters.decoded_cursor(),
     )
-    store: SQLAuditStore = request.app.state.audit
+    store: AuditStore = request.app.state.audit
     entries, cursor = await run_in_threadpool(store.page, query)
     return AuditList(
         data=[

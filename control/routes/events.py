@@ -8,7 +8,7 @@ behind gets an ``overflow`` event and is disconnected (it can reconnect with
 from control.deps import READERS, RuntimeDep, TasksDep
 from control.errors import NotFoundError
 from control.events import TASK_ACTIONS, Event
-from control.logstores.base import MAX_ID
+from control.paging import MAX_ID
 from control.routes.filters import utc
 from control.schemas import ChangeEventPublic, EventKind, Message, OutputEventPublic, RunEventPublic
 

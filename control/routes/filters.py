@@ -1,7 +1,7 @@
 """Query parameters shared by the paged routes (``/logs``, ``/audit``): time range, size, cursor."""
 
 from control.errors import InvalidInputError
-from control.logstores.base import LogCursor
+from control.paging import Cursor
 
 import datetime
 
@@ -34,7 +34,7 @@ class PageFilter(BaseModel):
     @classmethod
     def _cursor_is_ours(cls, value: str | None) -> str | None:
         if value is not None:
-            LogCursor.decode(value)
+            Cursor.decode(value)
         return value
 
     def window(self) -> tuple[float | None, float | None]:
@@ -43,5 +43,5 @@ class PageFilter(BaseModel):
             raise InvalidInputError("since is after until", field="since", value=self.since, location="query")
         return since, until
 
-    def decoded_cursor(self) -> LogCursor | None:
-        return LogCursor.decode(self.cursor) if self.cursor else None
+    def decoded_cursor(self) -> Cursor | None:
+        return Cursor.decode(self.cursor) if self.cursor else None

@@ -1,10 +1,10 @@
 """Routes of the ``/logs`` resource: the run history of every task, filtered and paged."""
 
 from control.deps import READERS, RuntimeDep
-from control.logstores.base import LogQuery
 from control.routes.filters import PageFilter, utc
 from control.schemas import Action, LogList, LogRecordPublic
 from control.services.runtime import RuntimeService
+from control.stores.base import LogQuery
 
 from typing import Annotated
 

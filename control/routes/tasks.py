@@ -2,7 +2,7 @@
 
 from control.definitions.model import TaskDefinition, TaskFields
 from control.deps import ADMINS, OPERATORS, READERS, ActorDep, RuntimeDep, TasksDep
-from control.logstores.base import MAX_ID
+from control.paging import MAX_ID
 from control.routes.filters import PageFilter
 from control.routes.logs import LogFilterDep, log_list
 from control.schemas import (
@@ -16,6 +16,7 @@ from control.schemas import (
     TaskPublic,
     VersionList,
 )
+from control.stores.base import VersionQuery
 
 from typing import Annotated
 
@@ -127,8 +128,9 @@ async def explain_task(name: TaskName, tasks: TasksDep) -> Explanation:
 @router.get("/{name}/versions", responses=NOT_FOUND, dependencies=READERS)
 async def list_versions(name: TaskName, tasks: TasksDep, page: Annotated[PageFilter, Query()]) -> VersionList:
     """The task's definition history, newest first: what changed, when, by whom."""
-    page.window()
-    return await tasks.versions(name, limit=page.limit, cursor=page.decoded_cursor())
+    since, until = page.window()
+    query = VersionQuery(since=since, until=until, limit=page.limit, cursor=page.decoded_cursor())
+    return await tasks.versions(name, query)
 
 
 @router.post(

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from control.audit import SQLAuditStore
 from control.definitions.catalog import TaskCatalog
-from control.definitions.store import SQLDefinitionStore
 from control.events import EventHub
-from control.logstores.base import LogStore
 from control.prediction import BackgroundPredictor, Predictor
 from control.services.context import Context
 from control.services.definitions import DefinitionService
 from control.services.runtime import RuntimeService
 from control.services.tasks import TaskService
 from control.settings import Settings
+from control.stores.base import Stores
 
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from rocketry import Rocketry
 
 
@@ -29,13 +26,12 @@ class Services:
 
 
 def build_services(
-    settings: Settings, app: Rocketry, *, log_store: LogStore, engine: sa.Engine, events: EventHub
+    settings: Settings, app: Rocketry, *, stores: Stores, events: EventHub
 ) -> Services:
     """The services, with the tasks and parameters stored earlier applied to the session:
     code tasks get their edits back, runtime tasks are created again, and what no longer
     loads is kept aside as broken (the rest starts)."""
     session = app.session
-    definitions = SQLDefinitionStore(engine)
     catalog = TaskCatalog(
         session=session,
         scheduler=session.scheduler,
@@ -43,20 +39,18 @@ def build_services(
         commands_enabled=settings.command_tasks,
     )
     catalog.adopt_code_tasks()
-    stored, parameters = definitions.load()
+    stored, parameters = stores.definitions.load()
     catalog.restore(stored)
     session.parameters.update(parameters)
     context = Context(
         session=session,
         scheduler=session.scheduler,
-        log_store=log_store,
-        definitions=definitions,
+        stores=stores,
         catalog=catalog,
         predictor=Predictor(session),
         background_predictor=BackgroundPredictor(session),
         settings=settings,
         events=events,
-        audit=SQLAuditStore(engine),
         api_parameters=set(parameters),
     )
     tasks = TaskService(context)

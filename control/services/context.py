@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from control.audit import SQLAuditStore
 from control.definitions.catalog import TaskCatalog
-from control.definitions.store import SQLDefinitionStore, StoredDefinition, Version
 from control.engine.loop import ControlScheduler
 from control.errors import StoreUnavailableError
 from control.events import EventHub
-from control.logstores.base import LogStore
 from control.prediction import BackgroundPredictor, Predictor
 from control.settings import Settings
+from control.stores.base import StoredDefinition, Stores, Version
 
 import asyncio
 import datetime
@@ -35,21 +33,19 @@ def utc(timestamp: float | None) -> datetime.datetime | None:
 class Context:
     session: object
     scheduler: ControlScheduler
-    log_store: LogStore
-    definitions: SQLDefinitionStore
+    stores: Stores
     catalog: TaskCatalog
     predictor: Predictor  # on the event loop, within small budgets
     background_predictor: BackgroundPredictor  # off it, for what may take long
     settings: Settings
     events: EventHub
-    audit: SQLAuditStore
     # Names of the session parameters set through the API (code may set others).
     api_parameters: set[str] = field(default_factory=set)
     # Changes are applied and stored one at a time, so the store's order is the session's.
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def audit_failures(self) -> int:
-        return self.audit.failed
+        return self.stores.audit.failed
 
     async def store_call(self, operation, *args, **kwargs):
         """Run a blocking store operation off the event loop; a failure is a 503."""
@@ -82,7 +78,7 @@ class Context:
             origin=origin or self.catalog.origin(name),
             definition=stored.fields if stored else None,
         )
-        saved = await self.store_call(self.definitions.save, stored, version, name=name)
+        saved = await self.store_call(self.stores.definitions.save, stored, version, name=name)
         self.events.publish(
             action, name, saved.created, {"changes": changes, "actor": actor.name, "reason": reason}
         )

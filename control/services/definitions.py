@@ -85,7 +85,7 @@ class DefinitionService:
 
     async def set_parameter(self, name: str, value: Any) -> ParameterPublic:
         async with self._ctx.write_lock:
-            await self._ctx.store_call(self._ctx.definitions.set_parameter, name, value)
+            await self._ctx.store_call(self._ctx.stores.definitions.set_parameter, name, value)
             self._session.parameters[name] = value
             self._ctx.api_parameters.add(name)
         self._ctx.scheduler.wake()
@@ -95,7 +95,7 @@ class DefinitionService:
         async with self._ctx.write_lock:
             if name not in self._ctx.api_parameters:
                 raise ParameterNotFoundError(f"Parameter '{name}' not found")
-            await self._ctx.store_call(self._ctx.definitions.delete_parameter, name)
+            await self._ctx.store_call(self._ctx.stores.definitions.delete_parameter, name)
             remaining = {key: value for key, value in self._session.parameters.items() if key != name}
             self._session.parameters = Parameters(remaining)
             self._ctx.api_parameters.discard(name)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from control.events import Subscription
-from control.logstores.base import LogPage, LogQuery, OutputLine, StoreHealth
-from control.logstores.url import redacted
 from control.schemas import (
     HealthPublic,
     SessionConfigPublic,
@@ -13,6 +11,7 @@ from control.schemas import (
     StoreStatePublic,
 )
 from control.services.context import Context, utc
+from control.stores.base import LogPage, LogQuery, OutputLine, StoreHealth
 
 import asyncio
 import logging
@@ -35,7 +34,8 @@ class RuntimeService:
     def __init__(self, context: Context):
         self._ctx = context
         self._scheduler = context.scheduler
-        self._store = context.log_store
+        self._store = context.stores.logs
+        self._output = context.stores.output
 
     def read_logs(self, query: LogQuery) -> LogPage:
         """A page of the log; blocking (database I/O), so call it off the event loop."""
@@ -63,7 +63,7 @@ class RuntimeService:
             config=SessionConfigPublic(
                 host=settings.host,
                 port=settings.port,
-                database=redacted(settings.database_url),
+                database=self._ctx.stores.database,
                 task_packages=settings.task_packages,
                 cycle_sleep=settings.cycle_sleep,
                 default_timeout=settings.default_timeout,
@@ -92,7 +92,7 @@ class RuntimeService:
         while True:
             await asyncio.sleep(delay)
             try:
-                await asyncio.to_thread(self._ctx.audit.prune, now=time.time(), days=days)
+                await asyncio.to_thread(self._ctx.stores.audit.prune, now=time.time(), days=days)
             except Exception as exc:  # the database may be away; the next pass tries again
                 logger.warning("pruning the audit trail failed: %s", str(exc).splitlines()[0])
             delay = settings.retention_interval
@@ -127,7 +127,7 @@ class RuntimeService:
         if store.health().status == "ok":
             store.flush(timeout=1.0)
         records = store.filter_by(task_name=task, run_id=run_id).all()
-        lines = store.output(task, run_id, after=after, limit=100_000)
+        lines = self._output.output(task, run_id, after=after, limit=100_000)
         return RunOutput(
             known=bool(records) or bool(lines),
             finished=any(r.action in _FINAL for r in records),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from control.definitions.model import EDITABLE, TaskDefinition, TaskFields, diff
 from control.errors import InvalidInputError, TaskNotFoundError, TaskStateError, VersionNotFoundError
-from control.logstores.base import LogCursor
 from control.parameters import check_parameters, parameter_rule
 from control.prediction import History, explain_condition
 from control.schemas import (
@@ -16,6 +15,7 @@ from control.schemas import (
     VersionPublic,
 )
 from control.services.context import Actor, Context, utc
+from control.stores.base import VersionQuery
 
 import asyncio
 import contextlib
@@ -372,11 +372,9 @@ class TaskService:
 
     # -- history -----------------------------------------------------------------------
 
-    async def versions(self, name: str, *, limit: int, cursor: LogCursor | None) -> VersionList:
-        entries, next_cursor = await asyncio.to_thread(
-            self._ctx.definitions.versions, name, limit=limit, cursor=cursor
-        )
-        if not entries and cursor is None and name not in self._session:
+    async def versions(self, name: str, query: VersionQuery) -> VersionList:
+        entries, next_cursor = await asyncio.to_thread(self._ctx.stores.definitions.versions, name, query)
+        if not entries and query.cursor is None and name not in self._session:
             raise TaskNotFoundError(name)
         return VersionList(
             data=[VersionPublic(**{**vars(v), "created": utc(v.created)}) for v in entries],
@@ -385,7 +383,7 @@ class TaskService:
 
     async def restore(self, name: str, version_id: int, actor: Actor) -> TaskPublic:
         """Make ``name`` what it was after version ``version_id``."""
-        version = await asyncio.to_thread(self._ctx.definitions.version, name, version_id)
+        version = await asyncio.to_thread(self._ctx.stores.definitions.version, name, version_id)
         if version is None:
             raise VersionNotFoundError(f"Task '{name}' has no version {version_id}")
         if version.origin == "code":

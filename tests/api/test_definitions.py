@@ -1,6 +1,6 @@
 """Runtime tasks, durable edits, versions, export/import, parameters, condition tools, overlap."""
 
-from control.definitions.store import Version
+from control.stores.base import Version
 
 import asyncio
 import datetime
@@ -77,7 +77,7 @@ async def test_a_target_walking_through_an_imported_module_is_refused_everywhere
         fine = {"name": "evil", "func": "tests.support_tasks.probes:quick"}
         assert (await env.client.post("/tasks", json=fine)).status_code == 201
         assert (await env.client.delete("/tasks/evil")).status_code == 204
-        store = env.services.context.definitions
+        store = env.services.context.stores.definitions
         tampered = Version(
             task_name="evil",
             actor="open",

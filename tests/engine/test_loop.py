@@ -39,7 +39,7 @@ async def test_records_of_a_removed_task_are_still_stored(service):
     await async_wait_until(lambda: task.status == "run", what="start")
     service.app.session.remove_task(task)
     await async_wait_until(
-        lambda: service.store.filter_by(task_name="short_process", action="success").last(),
+        lambda: service.stores.logs.filter_by(task_name="short_process", action="success").last(),
         what="success record of the removed task",
     )
 
@@ -70,7 +70,7 @@ async def test_a_stop_asked_during_start_up_is_kept(tmp_path):
         assert env2.scheduler.state == "stopped"
     finally:
         await env2.client.aclose()
-        env2.store.close()
+        env2.stores.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ DESELECTED = {
     # redbird 0.7.1's SQLRepo calls sqlalchemy.orm without importing it, which fails on
     # SQLAlchemy 2 ("module 'sqlalchemy' has no attribute 'orm'"), and on SQLite rejects
     # Rocketry's float timestamps. This service does not use SQLRepo: its own store is
-    # control/logstores/sql.py, tested by tests/logstores.
+    # control/stores/sql/, tested by tests/stores.
     "test/log/test_repo.py::test_cache[MinimalRecord-get_sql]": "redbird SQLRepo broken on SQLAlchemy 2",
     "test/log/test_repo.py::test_cache[MinimalRunRecord-get_sql]": "redbird SQLRepo broken on SQLAlchemy 2",
     "test/log/test_repo.py::test_cache[TaskLogRecord-get_sql]": "redbird SQLRepo broken on SQLAlchemy 2",

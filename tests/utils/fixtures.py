@@ -4,9 +4,11 @@ from control.auth import TokenRegistry
 from control.batching import BatchQueue
 from control.engine.loop import ControlScheduler
 from control.events import EventHub
-from control.logstores.sql import SQLLogStore
 from control.services.assemble import Services, build_services
 from control.settings import Settings
+from control.stores.base import Stores
+from control.stores.sql import open_stores
+from control.stores.sql.engine import database_url
 
 import asyncio
 import os
@@ -26,6 +28,7 @@ from tests.utils.waiting import async_wait_until
 POSTGRES_URL = os.environ.get(
     "SCHEDULER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+MARIADB_URL = os.environ.get("SCHEDULER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 TEST_TASKS = "tests.support_tasks"
 
 
@@ -43,9 +46,9 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-def postgres_available() -> bool:
+def reachable(url: str) -> bool:
     try:
-        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 2})
         with engine.connect():
             pass
         engine.dispose()
@@ -54,12 +57,32 @@ def postgres_available() -> bool:
         return False
 
 
+def postgres_available() -> bool:
+    return reachable(POSTGRES_URL)
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A fresh schema on the test PostgreSQL server; skips when it is unreachable."""
+    """The test PostgreSQL server; skips when it is unreachable."""
     if not postgres_available():
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
     return POSTGRES_URL
+
+
+@pytest.fixture
+def mariadb_database_url():
+    """A fresh database on the test MariaDB (or MySQL) server, dropped afterwards; skips
+    when the server is unreachable."""
+    if not reachable(MARIADB_URL):
+        pytest.skip(f"MariaDB not reachable at {MARIADB_URL}")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(MARIADB_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    yield sa.engine.make_url(MARIADB_URL).set(database=name).render_as_string(hide_password=False)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE `{name}`"))
+    engine.dispose()
 
 
 @pytest.fixture
@@ -74,12 +97,20 @@ def postgres_schema_url(postgres_url):
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
 def store_url(request, tmp_path):
-    """Every store backend: SQLite always, PostgreSQL when reachable."""
+    """Every store backend: SQLite always, PostgreSQL and MariaDB when reachable."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'logs.db'}"
-    return request.getfixturevalue("postgres_schema_url")
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_schema_url")
+    return database_url(request.getfixturevalue("mariadb_database_url"), base=tmp_path)
 
 
 @dataclass
@@ -87,7 +118,7 @@ class RunningService:
     client: httpx.AsyncClient
     app: Rocketry
     scheduler: ControlScheduler
-    store: SQLLogStore
+    stores: Stores
     settings: Settings
     services: Services
 
@@ -96,12 +127,12 @@ class RunningService:
 
 
 async def start_service(settings: Settings):
-    store = SQLLogStore(settings.database_url)
+    stores = open_stores(settings.database_url)
     events = EventHub(buffer=settings.event_buffer)
     batch = BatchQueue.from_settings(settings) if settings.batch_example else None
-    app = create_scheduler(settings, store, events=events, batch=batch)
+    app = create_scheduler(settings, stores, events=events, batch=batch)
     scheduler = app.session.scheduler
-    services = build_services(settings, app, log_store=store, engine=store.engine, events=events)
+    services = build_services(settings, app, stores=stores, events=events)
     api = create_app(
         services,
         settings=settings,
@@ -112,14 +143,14 @@ async def start_service(settings: Settings):
     serving = asyncio.create_task(scheduler.serve())
     await async_wait_until(lambda: scheduler.is_ready or serving.done(), what="scheduler start")
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://127.0.0.1:8000")
-    return RunningService(client, app, scheduler, store, settings, services), serving
+    return RunningService(client, app, scheduler, stores, settings, services), serving
 
 
 async def stop_service(env: RunningService, serving: asyncio.Task) -> None:
     await env.client.aclose()
     env.scheduler.request_stop()
     await asyncio.wait_for(serving, timeout=15)
-    env.store.close()
+    env.stores.close()
 
 
 @pytest.fixture

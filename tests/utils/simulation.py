@@ -4,7 +4,7 @@ returns when each task started, so the two can be compared exactly."""
 
 from control.engine.loop import ControlScheduler
 from control.engine.session import ControlSession
-from control.logstores.sql import SQLLogStore
+from control.stores.sql import open_stores
 
 import asyncio
 import contextlib
@@ -90,7 +90,10 @@ async def _simulate(specs, start, end, step, planned, workdir) -> list[tuple[flo
     basename = session.config.task_logger_basename
     task_logger = logging.getLogger(basename)
     task_logger.handlers = [h for h in task_logger.handlers if not hasattr(h, "repo")]
-    store = SQLLogStore(f"sqlite:///{workdir / ('planned.db' if planned else 'plain.db')}", start=False)
+    stores = open_stores(
+        f"sqlite:///{workdir / ('planned.db' if planned else 'plain.db')}", start_writer=False
+    )
+    store = stores.logs
     app = Rocketry(session=session, logger_repo=store)
     for spec in specs:
 
@@ -113,4 +116,4 @@ async def _simulate(specs, start, end, step, planned, workdir) -> list[tuple[flo
     finally:
         task_logger.removeHandler(scheduler._listener) if planned else None
         task_logger.handlers = [h for h in task_logger.handlers if not hasattr(h, "repo")]
-        store.close()
+        stores.close()

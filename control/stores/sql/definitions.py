@@ -2,83 +2,21 @@
 
 from __future__ import annotations
 
-from control.logstores.base import LogCursor
-from control.paging import newest_first
+from control.paging import Cursor
+from control.stores.base import DefinitionStore, StoredDefinition, Version, VersionQuery
+from control.stores.sql.engine import newest_first
+from control.stores.sql.tables import session_parameters, task_definitions, task_versions
 from control.text import storable, storable_json
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
-_Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-task_definitions = sa.Table(
-    "task_definitions",
-    metadata,
-    sa.Column("name", sa.String(255), primary_key=True),
-    # "runtime": the whole task; "code": the fields edited over the task's code definition.
-    sa.Column("origin", sa.String(10), nullable=False),
-    sa.Column("fields", sa.JSON(), nullable=False),
-    sa.Column("updated", sa.Double(), nullable=False),
-)
-
-task_versions = sa.Table(
-    "task_versions",
-    metadata,
-    sa.Column("id", _Id, primary_key=True, autoincrement=True),
-    sa.Column("task_name", sa.String(255), nullable=False),
-    sa.Column("created", sa.Double(), nullable=False),
-    sa.Column("actor", sa.String(100), nullable=False),
-    sa.Column("client", sa.String(100)),
-    sa.Column("action", sa.String(20), nullable=False),
-    sa.Column("changes", sa.JSON(), nullable=False),
-    sa.Column("reason", sa.String(1000)),
-    # The stored definition after the change (null after a delete): what a restore applies.
-    sa.Column("origin", sa.String(10), nullable=False),
-    sa.Column("definition", sa.JSON()),
-    sa.Index("ix_task_versions_task_created", "task_name", "created", "id"),
-    sa.Index("ix_task_versions_created", "created", "id"),
-)
-
-session_parameters = sa.Table(
-    "session_parameters",
-    metadata,
-    sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("value", sa.JSON()),
-    sa.Column("updated", sa.Double(), nullable=False),
-)
-
-
-@dataclass(frozen=True)
-class StoredDefinition:
-    name: str
-    origin: str
-    fields: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Version:
-    task_name: str
-    actor: str
-    client: str | None
-    action: str
-    changes: dict[str, Any]
-    reason: str | None
-    origin: str
-    definition: dict[str, Any] | None
-    created: float = 0.0
-    id: int | None = None
-
-
-class SQLDefinitionStore:
-    """Every method blocks on the database: call them off the event loop."""
-
+class SQLDefinitionStore(DefinitionStore):
     def __init__(self, engine: sa.Engine):
         self._engine = engine
-        metadata.create_all(engine)
 
     def load(self) -> tuple[list[StoredDefinition], dict[str, Any]]:
         with self._engine.connect() as conn:
@@ -87,14 +25,7 @@ class SQLDefinitionStore:
         definitions = [_definition(row) for row in rows]
         return definitions, {storable(name): storable_json(value) for name, value in params}
 
-    def get(self, name: str) -> StoredDefinition | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(task_definitions).where(task_definitions.c.name == name)).first()
-        return _definition(row) if row else None
-
     def save(self, definition: StoredDefinition | None, version: Version, *, name: str) -> Version:
-        """Replace (or with None, remove) ``name``'s stored definition and record the version,
-        in one transaction."""
         now = time.time()
         with self._engine.begin() as conn:
             conn.execute(sa.delete(task_definitions).where(task_definitions.c.name == name))
@@ -108,12 +39,16 @@ class SQLDefinitionStore:
             new_id = conn.execute(task_versions.insert().values(**values)).inserted_primary_key[0]
         return Version(**(values | {"id": new_id}))
 
-    def versions(
-        self, name: str, *, limit: int, cursor: LogCursor | None
-    ) -> tuple[list[Version], LogCursor | None]:
+    def versions(self, name: str, query: VersionQuery) -> tuple[list[Version], Cursor | None]:
+        t = task_versions.c
+        where = [t.task_name == name]
+        if query.since is not None:
+            where.append(t.created >= query.since)
+        if query.until is not None:
+            where.append(t.created <= query.until)
         with self._engine.connect() as conn:
             rows, next_cursor = newest_first(
-                conn, task_versions, [task_versions.c.task_name == name], limit=limit, cursor=cursor
+                conn, task_versions, where, limit=query.limit, cursor=query.cursor
             )
         return [_version(row) for row in rows], next_cursor
 

@@ -1,22 +1,29 @@
-"""The log store contract: a redbird repository Rocketry writes to, plus the queries the API needs."""
+"""The contracts of the service's stores, and the records they keep.
+
+Each role is an abstract class: ``LogStore`` (what Rocketry logs about runs, read by the
+scheduler and the API), ``OutputStore`` (what runs wrote), ``AuditStore`` (who changed
+what), ``DefinitionStore`` (tasks and parameters made through the API, and their versions).
+``control.stores.sql`` implements them all on SQLAlchemy (SQLite, PostgreSQL, MariaDB/MySQL);
+``tests/stores`` runs one contract suite over every backend. Nothing outside the store
+modules knows how they keep anything.
+"""
 
 from __future__ import annotations
 
+from control.paging import Cursor
 from control.text import storable
 
-import base64
-import binascii
 import datetime
-import math
-from abc import abstractmethod
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from redbird.templates import TemplateRepo
 
-ACTIONS = ("run", "success", "fail", "terminate", "inaction", "crash")
-MAX_ID = 2**63 - 1  # the largest id a store hands out (a signed 64-bit integer)
+
+class StoreOpenError(RuntimeError):
+    """The database cannot be opened (or its tables made); the message says why, briefly."""
 
 
 def _to_epoch(value: Any) -> float | None:
@@ -89,31 +96,6 @@ class OutputLine:
 
 
 @dataclass(frozen=True, slots=True)
-class LogCursor:
-    """Position after the last record of a page (pages run newest first)."""
-
-    created: float
-    id: int
-
-    def encode(self) -> str:
-        raw = f"{self.created!r}:{self.id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> LogCursor:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            created, _, id_ = raw.partition(":")
-            cursor = cls(created=float(created), id=int(id_))
-        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-            raise ValueError("cursor is not one this service returned") from exc
-        # Ids are 64-bit in every database; a time is finite.
-        if not (0 <= cursor.id <= MAX_ID and math.isfinite(cursor.created)):
-            raise ValueError("cursor is not one this service returned")
-        return cursor
-
-
-@dataclass(frozen=True, slots=True)
 class LogQuery:
     """A page request: every filter is optional; pages run newest first."""
 
@@ -122,13 +104,13 @@ class LogQuery:
     since: float | None = None
     until: float | None = None
     limit: int = 100
-    cursor: LogCursor | None = None
+    cursor: Cursor | None = None
 
 
 @dataclass(slots=True)
 class LogPage:
     entries: list[LogEntry]
-    next_cursor: LogCursor | None
+    next_cursor: Cursor | None
 
 
 @dataclass(slots=True)
@@ -194,14 +176,6 @@ class LogStore(TemplateRepo):
         """Every run that started before ``until`` now has an outcome in the log."""
 
     @abstractmethod
-    def add_output(self, line: OutputLine) -> None:
-        """Keep a line of a run's output (queued like the records; any thread)."""
-
-    @abstractmethod
-    def output(self, task_name: str, run_id: str, *, after: int = -1, limit: int = 1000) -> list[OutputLine]:
-        """A run's output lines with ``seq`` over ``after``, in order."""
-
-    @abstractmethod
     def flush(self, timeout: float) -> bool:
         """Wait until every record accepted so far is durable; False on timeout."""
 
@@ -215,3 +189,138 @@ class LogStore(TemplateRepo):
     @abstractmethod
     def close(self) -> None:
         """Write what is pending (best effort) and release the database."""
+
+
+class OutputStore(ABC):
+    """Contract of a run output store: the lines each run wrote, in order."""
+
+    @abstractmethod
+    def add_output(self, line: OutputLine) -> None:
+        """Keep a line of a run's output (queued like the records; any thread)."""
+
+    @abstractmethod
+    def output(self, task_name: str, run_id: str, *, after: int = -1, limit: int = 1000) -> list[OutputLine]:
+        """A run's output lines with ``seq`` over ``after``, in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One request that changed (or tried to change) something."""
+
+    created: float
+    actor: str
+    client: str | None
+    method: str
+    route: str
+    task: str | None
+    status: int
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    actors: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+    cursor: Cursor | None = None
+
+
+class AuditStore(ABC):
+    """Contract of the audit trail. Every method blocks: call them off the event loop."""
+
+    @abstractmethod
+    def record(self, entry: AuditEntry) -> None:
+        """Keep ``entry``; never raises (a failure is logged and counted in ``failed``)."""
+
+    @property
+    @abstractmethod
+    def failed(self) -> int:
+        """Entries that could not be kept."""
+
+    @abstractmethod
+    def page(self, query: AuditQuery) -> tuple[list[AuditEntry], Cursor | None]:
+        """Entries matching ``query``, newest first, and where the next page starts."""
+
+    @abstractmethod
+    def prune(self, *, now: float, days: float) -> int:
+        """Remove the entries older than ``days``; returns how many went."""
+
+
+@dataclass(frozen=True)
+class StoredDefinition:
+    """What is kept of a task made or changed through the API: a runtime task whole
+    (``origin`` runtime), or the edited fields of a code task (``origin`` code)."""
+
+    name: str
+    origin: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Version:
+    """One change to a task's definition: who, from where, what, why, and the stored
+    definition after it (None after a delete)."""
+
+    task_name: str
+    actor: str
+    client: str | None
+    action: str
+    changes: dict[str, Any]
+    reason: str | None
+    origin: str
+    definition: dict[str, Any] | None
+    created: float = 0.0
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class VersionQuery:
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+    cursor: Cursor | None = None
+
+
+class DefinitionStore(ABC):
+    """Contract of the definitions store. Every method blocks: call them off the event loop."""
+
+    @abstractmethod
+    def load(self) -> tuple[list[StoredDefinition], dict[str, Any]]:
+        """Every stored definition (by name), and the session parameters."""
+
+    @abstractmethod
+    def save(self, definition: StoredDefinition | None, version: Version, *, name: str) -> Version:
+        """Replace (or with None, remove) ``name``'s definition and add ``version``, in one
+        transaction; returns the version as stored (with its id and time)."""
+
+    @abstractmethod
+    def versions(self, name: str, query: VersionQuery) -> tuple[list[Version], Cursor | None]:
+        """``name``'s versions matching ``query``, newest first, and where the next page starts."""
+
+    @abstractmethod
+    def version(self, name: str, version_id: int) -> Version | None: ...
+
+    @abstractmethod
+    def set_parameter(self, name: str, value: Any) -> None: ...
+
+    @abstractmethod
+    def delete_parameter(self, name: str) -> bool:
+        """Remove a session parameter; False if there was none."""
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Every store of the service, opened on one database."""
+
+    logs: LogStore
+    output: OutputStore
+    audit: AuditStore
+    definitions: DefinitionStore
+    database: str  # where, for people: the URL with its password hidden
+    closer: Callable[[], None]
+
+    def close(self) -> None:
+        """Write what is pending (best effort) and release the database."""
+        self.closer()

@@ -1,1 +1,0 @@
-"""Where task log records are kept: the contract (``base``) and its implementations."""

@@ -1,0 +1,1 @@
+"""What the service keeps: the contracts of its stores (``base``) and their implementations."""

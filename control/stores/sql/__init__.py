@@ -1,0 +1,45 @@
+"""The stores on SQLAlchemy 2: SQLite (the embedded default), PostgreSQL, MariaDB or MySQL."""
+
+from __future__ import annotations
+
+from control.stores.base import StoreOpenError, Stores
+from control.stores.sql.audit import SQLAuditStore
+from control.stores.sql.definitions import SQLDefinitionStore
+from control.stores.sql.engine import create_engine, create_tables, redacted, short
+from control.stores.sql.logs import SQLLogStore
+from control.stores.sql.retention import Retention
+from control.stores.sql.tables import metadata
+
+import sqlalchemy as sa
+
+__all__ = ["Retention", "open_stores"]
+
+
+def open_stores(
+    url: str,
+    *,
+    retention: Retention | None = None,
+    stuck_after: float = 5.0,
+    start_writer: bool = True,
+) -> Stores:
+    """Every store on the database at ``url`` (a SQLAlchemy URL, see ``engine.database_url``),
+    its tables made; ``StoreOpenError`` saying why, in one line, if it cannot be opened."""
+    try:
+        engine = create_engine(url)
+        create_tables(engine, metadata)
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        raise StoreOpenError(f"cannot open the database {redacted(url)}: {short(exc)}") from exc
+    logs = SQLLogStore(engine, retention=retention, stuck_after=stuck_after, start=start_writer)
+
+    def close() -> None:
+        logs.close()
+        engine.dispose()
+
+    return Stores(
+        logs=logs,
+        output=logs,
+        audit=SQLAuditStore(engine),
+        definitions=SQLDefinitionStore(engine),
+        database=redacted(url),
+        closer=close,
+    )

@@ -1,0 +1,135 @@
+"""What the SQL stores share: the database URL, the engine, column types, and statements every
+store uses alike (newest-first pages, deletes in chunks).
+
+The same tables serve SQLite (the embedded default), PostgreSQL (psycopg 3) and MariaDB or
+MySQL (PyMySQL); what differs between them is said here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from control.paging import Cursor
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+# Ids: 64-bit everywhere but SQLite, whose INTEGER PRIMARY KEY is the rowid (64-bit too).
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Long text (tracebacks, output lines): MySQL's TEXT stops at 64 KiB.
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+_DRIVERS = {
+    # Plain postgresql:// would pick psycopg2; the pinned driver is psycopg 3.
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
+CHUNK = 5_000  # rows deleted per transaction
+
+
+def database_url(value: str, *, base: Path) -> str:
+    """A value with a scheme is a SQLAlchemy URL; anything else is the path of a SQLite file."""
+    if "://" not in value:
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        return f"sqlite:///{path}"
+    url = sa.engine.make_url(value)
+    if url.drivername in _DRIVERS:
+        url = url.set(drivername=_DRIVERS[url.drivername])
+    if url.drivername == "mysql+pymysql" and "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})  # every character, not three bytes of them
+    return url.render_as_string(hide_password=False)
+
+
+def redacted(url: str) -> str:
+    """The URL with its password hidden, for logs and the API."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine with the settings the stores rely on (WAL and a busy timeout on SQLite)."""
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cursor = dbapi_conn.cursor()
+            # WAL lets the API and Rocketry read while the writer thread commits.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def create_tables(engine: sa.Engine, metadata: sa.MetaData) -> None:
+    """Make the tables, and any index added since a table was made."""
+    metadata.create_all(engine)
+    for table in metadata.tables.values():
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
+def newest_first(
+    conn: sa.Connection,
+    table: sa.Table,
+    where: list[sa.ColumnElement],
+    *,
+    limit: int,
+    cursor: Cursor | None,
+) -> tuple[list[sa.Row], Cursor | None]:
+    """Up to ``limit`` rows after ``cursor``, and the cursor of the next page (None at the end)."""
+    created, id_ = table.c.created, table.c.id
+    stmt = sa.select(table).where(*where)
+    if cursor is not None:
+        # The first condition alone can use the (created, id) indexes.
+        stmt = stmt.where(created <= cursor.created, sa.or_(created < cursor.created, id_ < cursor.id))
+    rows = conn.execute(stmt.order_by(created.desc(), id_.desc()).limit(limit + 1)).all()
+    page = rows[:limit]
+    more = len(rows) > limit
+    return page, (Cursor(created=page[-1].created, id=page[-1].id) if more else None)
+
+
+def delete_in_chunks(engine: sa.Engine, table: sa.Table, where: sa.ColumnElement) -> int:
+    """Delete the rows matching ``where``, ``CHUNK`` per transaction (so that a large prune
+    never holds the database's write lock for long); returns how many went. The ids are
+    read first: MySQL cannot delete from a table it selects from in the same statement."""
+    removed = 0
+    while True:
+        with engine.begin() as conn:
+            ids = conn.execute(sa.select(table.c.id).where(where).limit(CHUNK)).scalars().all()
+            if ids:
+                conn.execute(sa.delete(table).where(table.c.id.in_(ids)))
+        removed += len(ids)
+        if len(ids) < CHUNK:
+            return removed
+
+
+def insert_sql(dialect: sa.Dialect, table: str, fields: tuple[str, ...]) -> str:
+    """A plain INSERT for the driver itself (``exec_driver_sql``), in its parameter style."""
+    marker = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{}", "named": ":{}"}
+    style = marker.get(dialect.paramstyle)
+    if style is None or "{}" in style:
+        raise ValueError(f"unsupported parameter style {dialect.paramstyle!r}")
+    columns = ", ".join(dialect.identifier_preparer.quote(name) for name in fields)
+    return f"INSERT INTO {table} ({columns}) VALUES ({', '.join([style] * len(fields))})"
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether the database is away (retry later), rather than refusing what a statement holds."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.DisconnectionError | sa.exc.TimeoutError)
+
+
+def short(exc: BaseException) -> str:
+    """The first line of an error, bounded: what goes into logs and ``last_error``."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

@@ -1,0 +1,106 @@
+"""The tables of the SQL stores: the log, run output, marks, the audit trail, definitions."""
+
+from control.stores.sql.engine import Id, LongText
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+task_log = sa.Table(
+    "task_log",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("task_name", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("created", sa.Double(), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("start", sa.Double()),
+    sa.Column("end", sa.Double()),
+    sa.Column("runtime", sa.Double()),
+    sa.Column("message", LongText),
+    sa.Column("exc_text", LongText),
+    # Pages run newest first, by (created, id), with or without a task filter; Rocketry
+    # asks for the newest record of a task and action.
+    sa.Index("ix_task_log_created", "created", "id"),
+    sa.Index("ix_task_log_task_created", "task_name", "created", "id"),
+    sa.Index("ix_task_log_task_action_created", "task_name", "action", "created"),
+    sa.Index("ix_task_log_action_created", "action", "created"),
+    # A run's records share its run id: which runs never got an outcome (after a crash).
+    sa.Index("ix_task_log_task_run", "task_name", "run_id", "action"),
+)
+LOG_FIELDS = ("task_name", "action", "created", "run_id", "start", "end", "runtime", "message", "exc_text")
+
+run_output = sa.Table(
+    "run_output",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("task_name", sa.String(255), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("created", sa.Double(), nullable=False),
+    sa.Column("stream", sa.String(10), nullable=False),
+    sa.Column("text", LongText, nullable=False),
+    sa.Index("ix_run_output_run", "task_name", "run_id", "seq"),
+    sa.Index("ix_run_output_created", "created"),
+)
+OUTPUT_FIELDS = ("task_name", "run_id", "seq", "created", "stream", "text")
+
+# Facts about the log as a whole: how far back every run is known to have an outcome.
+log_marks = sa.Table(
+    "log_marks",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("value", sa.Double(), nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("created", sa.Double(), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("client", sa.String(100)),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("route", sa.String(200), nullable=False),
+    sa.Column("task", sa.String(255)),
+    sa.Column("status", sa.Integer(), nullable=False),
+    sa.Index("ix_audit_log_created", "created", "id"),
+    sa.Index("ix_audit_log_actor_created", "actor", "created", "id"),
+    sa.Index("ix_audit_log_task_created", "task", "created", "id"),
+)
+
+task_definitions = sa.Table(
+    "task_definitions",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    # "runtime": the whole task; "code": the fields edited over the task's code definition.
+    sa.Column("origin", sa.String(10), nullable=False),
+    sa.Column("fields", sa.JSON(), nullable=False),
+    sa.Column("updated", sa.Double(), nullable=False),
+)
+
+task_versions = sa.Table(
+    "task_versions",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("task_name", sa.String(255), nullable=False),
+    sa.Column("created", sa.Double(), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("client", sa.String(100)),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("changes", sa.JSON(), nullable=False),
+    sa.Column("reason", sa.String(1000)),
+    # The stored definition after the change (null after a delete): what a restore applies.
+    sa.Column("origin", sa.String(10), nullable=False),
+    sa.Column("definition", sa.JSON()),
+    sa.Index("ix_task_versions_task_created", "task_name", "created", "id"),
+    sa.Index("ix_task_versions_created", "created", "id"),
+)
+
+session_parameters = sa.Table(
+    "session_parameters",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("value", sa.JSON()),
+    sa.Column("updated", sa.Double(), nullable=False),
+)
