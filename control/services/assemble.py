@@ -25,9 +25,7 @@ class Services:
     context: Context
 
 
-def build_services(
-    settings: Settings, app: Rocketry, *, stores: Stores, events: EventHub
-) -> Services:
+def build_services(settings: Settings, app: Rocketry, *, stores: Stores, events: EventHub) -> Services:
     """The services, with the tasks and parameters stored earlier applied to the session:
     code tasks get their edits back, runtime tasks are created again, and what no longer
     loads is kept aside as broken (the rest starts)."""
