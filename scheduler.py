@@ -2,7 +2,7 @@
 
 from control.batching import BatchQueue, add_batch_task
 from control.discovery import discover_groups
-from control.engine import children
+from control.engine import processes
 from control.engine.loop import ControlScheduler
 from control.engine.output import OutputCapture
 from control.engine.session import ControlSession
@@ -20,7 +20,7 @@ def create_scheduler(
 ) -> Rocketry:
     """A Rocketry app whose tasks come from ``settings.task_packages``, log to ``stores`` and
     to the ``events`` stream, and whose runs' output is kept per run."""
-    children.install()
+    processes.install()
     session = ControlSession(
         config={
             "execution": "async",
@@ -42,7 +42,7 @@ def create_scheduler(
     logging.getLogger(session.config.task_logger_basename).addHandler(LogEventBridge(events))
     output = OutputCapture(max_bytes=settings.max_output_bytes, sink=RunOutputSink(stores.output, events))
     output.install(session)
-    session.scheduler.output = output
+    session.scheduler.processes.output = output
     for group in discover_groups(settings.task_packages):
         app.include_grouper(group)
     if batch is not None:

@@ -241,6 +241,11 @@ class ConditionNode(BaseModel):
 class Explanation(BaseModel):
     task: str
     would_start: bool = Field(description="Whether a check now would start it")
+    decision: Literal["start", "replace", "buffer", "running", "not_due", "no_capacity", "on_hold"] = Field(
+        description="What a check now decides: start (or replace the running run), buffer one start "
+        "for the end of the running run, or not start (already running, not due, no process slot, "
+        "on hold)"
+    )
     reasons: list[str] = Field(description="Why it would or would not start, in words")
     disabled: bool
     running: bool

@@ -110,7 +110,7 @@ class TaskCatalog:
             "parameters": self.api_parameters(task.name),
             "description": task.description,
             "disabled": task.disabled,
-            "overlap": self.scheduler.overlap_of(task.name),
+            "overlap": self.scheduler.overlap.effective(task),
         }
 
     def api_parameters(self, name: str) -> dict[str, Any]:
@@ -212,7 +212,7 @@ class TaskCatalog:
         for attribute, value in base.values.items():
             setattr(task, attribute, value)
         task.parameters = Parameters(base.parameters)
-        self.scheduler.set_overlap(task, "skip")
+        self.scheduler.set_overlap(task, base.fields["overlap"])
         self.overrides.pop(task.name, None)
 
     def save_point(self, name: str) -> tuple:
@@ -222,7 +222,7 @@ class TaskCatalog:
         return (
             {attribute: getattr(task, attribute) for attribute in _TASK_ATTRIBUTES},
             Parameters(task.parameters),
-            self.scheduler.overlap_of(name),
+            self.scheduler.overlap.effective(task),
             self.runtime.get(name),
             dict(overrides) if overrides is not None else None,
         )

@@ -14,7 +14,8 @@ import heapq
 import itertools
 import logging
 import threading
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from typing import Literal
 
 from rocketry.core import Task
@@ -180,3 +181,22 @@ class Planner:
         if known is not None:
             for ref in known[1]:
                 self._dependents[ref].discard(name)
+
+
+class CycleTimes:
+    """How long the scheduler's passes took: the last one, and the mean of recent ones."""
+
+    def __init__(self, *, window: float = 10.0):
+        self.window = window
+        self.last: float | None = None
+        self._recent: deque[tuple[float, float]] = deque(maxlen=1000)
+
+    def add(self, seconds: float) -> None:
+        self.last = seconds
+        self._recent.append((time.monotonic(), seconds))
+
+    def mean(self) -> float | None:
+        """Mean duration of the passes of the last ``window`` seconds."""
+        since = time.monotonic() - self.window
+        recent = [seconds for at, seconds in self._recent if at >= since]
+        return sum(recent) / len(recent) if recent else self.last

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from control.definitions.model import EDITABLE, TaskDefinition, TaskFields, diff
+from control.engine.admission import Condition
 from control.errors import InvalidInputError, TaskNotFoundError, TaskStateError, VersionNotFoundError
 from control.parameters import check_parameters, parameter_rule
 from control.prediction import History, explain_condition
@@ -113,7 +114,7 @@ class TaskService:
                 id(start),
                 id(end),
                 next_run,
-                scheduler.overlap_of(name),
+                scheduler.overlap.of(name),
                 name in scheduler.queued,
                 id(catalog.overrides.get(name)),
                 id(catalog.runtime.get(name)),
@@ -199,50 +200,21 @@ class TaskService:
                 slice_began = time.perf_counter()
 
     def explain(self, name: str) -> Explanation:
+        """What a check would decide now, and why: the scheduler's own admission rule, given
+        the condition's value worked out part by part."""
         task = self.task(name)
-        scheduler = self._scheduler
         tree = explain_condition(task.start_cond, task=task, session=self._session, texts=self._catalog.texts)
-        running = task.is_alive()
-        overlap = scheduler.overlap_of(name)
-        on_hold = scheduler.on_hold
-        requested = bool(task.batches)
-        reasons = []
-        if on_hold:
-            reasons.append("the scheduler is on hold")
-        if task.disabled and not requested:
-            reasons.append("the task is disabled")
-        if running and overlap == "skip":
-            reasons.append("it is already running, and its overlap policy is skip")
-        elif running and overlap == "buffer_one" and requested:
-            reasons.append("it is running; one start waits for the run to end (buffer_one)")
-        no_slot = task.get_execution() == "process" and not scheduler.has_free_processors()
-        if no_slot:
-            slots = self._session.config.max_process_count
-            reasons.append(f"every process slot is taken ({slots}): it waits for one to be free")
-        if requested:
-            reasons.append("a run was requested: it starts regardless of its condition")
-        elif tree["value"] is False:
-            reasons.append("its start condition is false")
-        elif tree["value"] is None:
-            reasons.append(f"its start condition failed: {tree['error']}")
-        blocked = (
-            on_hold
-            or no_slot
-            or (running and overlap in ("skip", "buffer_one"))
-            or (task.disabled and not requested)
-        )
-        would_start = not blocked and (requested or tree["value"] is True)
-        if would_start and not requested:
-            reasons.append("its start condition is true")
+        admission = self._scheduler.admission(task, Condition(tree["value"], tree["error"]))
         return Explanation(
             task=name,
-            would_start=would_start,
-            reasons=reasons,
+            would_start=admission.would_start,
+            decision=admission.decision,
+            reasons=list(admission.reasons),
             disabled=task.disabled,
-            running=running,
-            run_requested=requested,
-            overlap=overlap,
-            on_hold=on_hold,
+            running=task.is_alive(),
+            run_requested=bool(task.batches),
+            overlap=self._scheduler.overlap.effective(task),
+            on_hold=self._scheduler.circumstances().on_hold,
             start_cond=ConditionNode.model_validate(tree),
             next_run=utc(self.next_run(task)),
         )
@@ -253,12 +225,11 @@ class TaskService:
         task = self.task(name)
         parameters = parameters or {}
         check_parameters(parameter_rule(task), parameters, name=name)
-        if task.batches:
-            raise TaskStateError(f"Task '{name}' already has a run waiting to start")
+        refusal = self._scheduler.refusal(task)
+        if refusal is not None:
+            raise TaskStateError(refusal)
         running = task.is_alive()
-        overlap = self._scheduler.overlap_of(name)
-        if running and overlap == "skip":
-            raise TaskStateError(f"Task '{name}' is already running (overlap policy: skip)")
+        overlap = self._scheduler.overlap.effective(task)
         task.run(parameters)
         await self._scheduler.start_now(task)
         if name in self._scheduler.queued:
