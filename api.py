@@ -12,6 +12,7 @@ from control.middleware import (
 from control.routes import (
     audit,
     auth,
+    conditions,
     dashboard,
     definitions,
     events,
@@ -22,12 +23,11 @@ from control.routes import (
     tasks,
 )
 from control.routes import batch as batch_routes
-from control.schemas import Message
+from control.schemas.common import Message
 from control.services.assemble import Services
 from control.settings import Settings
 from control.websessions import WebSessions
 
-import asyncio
 import contextlib
 
 from fastapi import FastAPI
@@ -41,29 +41,28 @@ COMMON_RESPONSES = {
     403: {"model": Message, "description": "The token's role does not allow it, or a CSRF token is missing"},
     413: {"model": Message, "description": "The request body is too large"},
 }
+ROUTERS = (
+    tasks.router,
+    logs.router,
+    parameters.router,
+    session.router,
+    definitions.router,
+    conditions.router,
+    events.router,
+    audit.router,
+    auth.router,
+)
 
 
 def create_app(
-    services: Services,
-    *,
-    settings: Settings,
-    tokens: TokenRegistry,
-    batch: BatchQueue | None = None,
+    services: Services, *, settings: Settings, tokens: TokenRegistry, batch: BatchQueue | None = None
 ) -> FastAPI:
-    docs = settings.docs
-
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
-        services.context.events.bind(asyncio.get_running_loop())
-        background = [
-            asyncio.create_task(services.tasks.warm_predictions()),
-            asyncio.create_task(services.runtime.keep_audit_pruned()),
-        ]
-        yield
-        for task in background:
-            task.cancel()
-        services.context.background_predictor.close()
+        async with services.running():
+            yield
 
+    docs = settings.docs
     app = FastAPI(
         lifespan=lifespan,
         title="Rocketry control plane",
@@ -75,29 +74,18 @@ def create_app(
     )
     app.state.services = services
     app.state.tokens = tokens
-    audit_store = services.context.stores.audit
-    app.state.audit = audit_store
     app.state.web_sessions = WebSessions(ttl_seconds=settings.web_session_hours * 3600)
     app.state.batch = batch
     add_error_handlers(app)
-    for router in (
-        tasks.router,
-        logs.router,
-        parameters.router,
-        session.router,
-        definitions.router,
-        definitions.conditions,
-        events.router,
-        audit.router,
-        auth.router,
-    ):
+    for router in ROUTERS:
         app.include_router(router, responses=COMMON_RESPONSES)
     app.include_router(health.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC), name="static")
     if batch is not None:
         app.include_router(batch_routes.router)
-    # Outermost last: audit sees every change, including those refused for size.
+    # Added innermost first; the audit trail, outermost, sees every change, refused ones too.
+    # Not FastAPI's max_body_size: its 413 is plain text when the length is declared.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -110,5 +98,5 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     # A name other than ours in Host is a rebound DNS name (or a mistake): refused first.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.answered_hosts(), www_redirect=False)
-    app.add_middleware(AuditMiddleware, store=audit_store)
+    app.add_middleware(AuditMiddleware, store=services.audit)
     return app

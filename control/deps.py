@@ -1,10 +1,19 @@
-"""FastAPI dependencies, published as ``Annotated`` aliases and per-role dependency lists."""
+"""FastAPI dependencies, published as ``Annotated`` aliases and per-role dependency lists.
+
+The only module that reads ``app.state``: routes receive everything through these.
+"""
 
 from control.auth import OPEN_ACCESS, Identity, Role, TokenRegistry
+from control.batching import BatchQueue
 from control.errors import AuthenticationError, PermissionDeniedError
-from control.services.context import Actor
+from control.services.assemble import Services
+from control.services.audit import AuditService
+from control.services.common import Actor
+from control.services.conditions import ConditionService
 from control.services.definitions import DefinitionService
-from control.services.runtime import RuntimeService
+from control.services.history import HistoryService
+from control.services.parameters import ParameterService
+from control.services.session import SessionService
 from control.services.tasks import TaskService
 from control.websessions import COOKIE_NAME, CSRF_HEADER, WebSessions
 
@@ -12,6 +21,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Declares the scheme in the OpenAPI schema (the "Authorize" button of /docs).
@@ -19,32 +29,72 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: Authorization:
 
 
 # async: FastAPI would run plain functions in its thread pool, a thread hop per request.
-async def get_tasks(request: Request) -> TaskService:
-    return request.app.state.services.tasks
+async def get_services(connection: HTTPConnection) -> Services:
+    return connection.app.state.services
 
 
-async def get_definitions(request: Request) -> DefinitionService:
-    return request.app.state.services.definitions
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_runtime(request: Request) -> RuntimeService:
-    return request.app.state.services.runtime
+async def get_tasks(services: ServicesDep) -> TaskService:
+    return services.tasks
+
+
+async def get_definitions(services: ServicesDep) -> DefinitionService:
+    return services.definitions
+
+
+async def get_parameters(services: ServicesDep) -> ParameterService:
+    return services.parameters
+
+
+async def get_conditions(services: ServicesDep) -> ConditionService:
+    return services.conditions
+
+
+async def get_history(services: ServicesDep) -> HistoryService:
+    return services.history
+
+
+async def get_session(services: ServicesDep) -> SessionService:
+    return services.session
+
+
+async def get_audit(services: ServicesDep) -> AuditService:
+    return services.audit
+
+
+async def get_tokens(connection: HTTPConnection) -> TokenRegistry:
+    return connection.app.state.tokens
+
+
+async def get_web_sessions(connection: HTTPConnection) -> WebSessions:
+    return connection.app.state.web_sessions
+
+
+async def get_batch(connection: HTTPConnection) -> BatchQueue:
+    return connection.app.state.batch
+
+
+TokensDep = Annotated[TokenRegistry, Depends(get_tokens)]
+WebSessionsDep = Annotated[WebSessions, Depends(get_web_sessions)]
 
 
 async def get_identity(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    tokens: TokensDep,
+    sessions: WebSessionsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
     """Who sent the request: a bearer token, or a browser session cookie (whose changes
     must carry its CSRF token). Everyone is admin when no token is configured."""
-    registry: TokenRegistry = request.app.state.tokens
-    if not registry.enabled:
+    if not tokens.enabled:
         identity = OPEN_ACCESS
     elif credentials is not None:
-        identity = registry.identify(credentials.credentials)
+        identity = tokens.identify(credentials.credentials)
         if identity is None:
             raise AuthenticationError("invalid bearer token")
     elif (cookie := request.cookies.get(COOKIE_NAME)) is not None:
-        sessions: WebSessions = request.app.state.web_sessions
         session = sessions.get(cookie)
         if session is None:
             raise AuthenticationError("the sign-in has expired; sign in again")
@@ -66,18 +116,17 @@ async def websocket_identity(websocket: WebSocket, role: Role) -> Identity | Non
 
     A browser sends its cookie on a WebSocket from any site; ``SameOriginMiddleware`` has
     already refused handshakes from other sites' pages."""
-    app = websocket.app
-    registry: TokenRegistry = app.state.tokens
+    tokens: TokenRegistry = websocket.app.state.tokens
     identity: Identity | None = None
     reason = "this needs a token"
-    if not registry.enabled:
+    if not tokens.enabled:
         identity = OPEN_ACCESS
     elif (header := websocket.headers.get("authorization")) is not None:
         scheme, _, token = header.partition(" ")
-        identity = registry.identify(token.strip()) if scheme.lower() == "bearer" else None
+        identity = tokens.identify(token.strip()) if scheme.lower() == "bearer" else None
         reason = "invalid bearer token"
     elif (cookie := websocket.cookies.get(COOKIE_NAME)) is not None:
-        session = app.state.web_sessions.get(cookie)
+        session = websocket.app.state.web_sessions.get(cookie)
         if session is not None:
             identity = session.identity
         reason = "the sign-in has expired; sign in again"
@@ -104,7 +153,12 @@ def require(role: Role):
 
 TasksDep = Annotated[TaskService, Depends(get_tasks)]
 DefinitionsDep = Annotated[DefinitionService, Depends(get_definitions)]
-RuntimeDep = Annotated[RuntimeService, Depends(get_runtime)]
+ParametersDep = Annotated[ParameterService, Depends(get_parameters)]
+ConditionsDep = Annotated[ConditionService, Depends(get_conditions)]
+HistoryDep = Annotated[HistoryService, Depends(get_history)]
+SessionDep = Annotated[SessionService, Depends(get_session)]
+AuditDep = Annotated[AuditService, Depends(get_audit)]
+BatchDep = Annotated[BatchQueue, Depends(get_batch)]
 IdentityDep = Annotated[Identity, Depends(get_identity)]
 ActorDep = Annotated[Actor, Depends(get_actor)]
 READERS = [Depends(require(Role.read))]

@@ -14,13 +14,20 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+# Each of the service's errors and its status; the body is ``{"detail": message}``.
+STATUSES: dict[type[Exception], int] = {
+    NotFoundError: 404,
+    TaskStateError: 409,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    StoreUnavailableError: 503,
+}
+_HEADERS = {AuthenticationError: {"WWW-Authenticate": "Bearer"}}
 
-async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=404)
 
-
-async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=409)
+async def _message(_request: Request, exc: Exception) -> JSONResponse:
+    kind = next(kind for kind in STATUSES if isinstance(exc, kind))
+    return JSONResponse({"detail": str(exc)}, status_code=STATUSES[kind], headers=_HEADERS.get(kind))
 
 
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
@@ -30,28 +37,13 @@ async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(jsonable_encoder({"detail": [error]}), status_code=422)
 
 
-async def _unauthenticated(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-
-
-async def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=403)
-
-
-async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=503)
-
-
 async def _import_refused(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ImportRefusedError)
     return JSONResponse(exc.result.model_dump(mode="json"), status_code=422)
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(NotFoundError, _not_found)
-    app.add_exception_handler(TaskStateError, _conflict)
+    for kind in STATUSES:
+        app.add_exception_handler(kind, _message)
     app.add_exception_handler(ImportRefusedError, _import_refused)
     app.add_exception_handler(InvalidInputError, _invalid)
-    app.add_exception_handler(AuthenticationError, _unauthenticated)
-    app.add_exception_handler(PermissionDeniedError, _forbidden)
-    app.add_exception_handler(StoreUnavailableError, _unavailable)

@@ -1,8 +1,9 @@
-"""ASGI middleware: request size limit, audit trail, security headers, cross-site refusal."""
+"""ASGI middleware: body size and JSON text checks, audit trail, security headers, cross-site refusal."""
 
 from __future__ import annotations
 
-from control.stores.base import AuditEntry, AuditStore
+from control.services.audit import AuditService
+from control.stores.base import AuditEntry
 from control.text import first_unencodable
 
 import asyncio
@@ -148,7 +149,7 @@ class AuditMiddleware:
     """Records every request that changes something (POST, PUT, PATCH, DELETE) and how it
     ended, after the response is sent; the write happens off the event loop."""
 
-    def __init__(self, app: ASGIApp, *, store: AuditStore):
+    def __init__(self, app: ASGIApp, *, store: AuditService):
         self.app = app
         self.store = store
 

@@ -9,14 +9,13 @@ end) and ``replace`` (the running one is terminated first).
 
 from __future__ import annotations
 
+from control.actions import Decision, Overlap
+
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from rocketry.core import Task
 
-Overlap = Literal["skip", "allow", "buffer_one", "replace"]
-Decision = Literal["start", "replace", "buffer", "running", "not_due", "no_capacity", "on_hold"]
 _CONCURRENT = ("thread", "async", "process")
 
 

@@ -1,15 +1,31 @@
 """ControlSession: a Rocketry session that finds its tasks by name without scanning them all."""
 
+import functools
 import platform
 
 import rocketry.core.task
 from rocketry import Session
 from rocketry.core import Task
+from rocketry.time import Cron
 
 # Rocketry 2.5.1 tests ``platform.system()`` (a non-empty string everywhere) where it means
 # "is Windows", and so sleeps in every start of an async task to work around a Windows
 # clock issue: about 0.6 ms on this loop, each time. Only Windows needs it.
 rocketry.core.task._IS_WINDOWS = platform.system() == "Windows"
+
+
+# Rocketry 2.5.1 builds a cron expression's periods (dozens of objects) again at every check
+# of a ``cron`` condition, which makes each check cost milliseconds. The periods depend only
+# on the expression and are immutable: built once per expression, they are shared.
+@functools.lru_cache(maxsize=4096)
+def _cron_periods(minute, hour, day_of_month, month, day_of_week):
+    return _build_cron_periods(Cron(minute, hour, day_of_month, month, day_of_week))
+
+
+_build_cron_periods = Cron.get_subperiod
+Cron.get_subperiod = lambda self: _cron_periods(
+    self.minute, self.hour, self.day_of_month, self.month, self.day_of_week
+)
 
 
 class TaskSet(set):

@@ -10,7 +10,7 @@ fill its outbox while it reads none is closed with 1008.
 
 from control.auth import Role
 from control.batching import BatchQueue, Outbox
-from control.deps import websocket_identity
+from control.deps import BatchDep, websocket_identity
 from control.text import first_unencodable
 
 import asyncio
@@ -41,12 +41,11 @@ class _Refusal(Exception):
 
 
 @router.websocket("/batch")
-async def batch_socket(websocket: WebSocket) -> None:
+async def batch_socket(websocket: WebSocket, queue: BatchDep) -> None:
     identity = await websocket_identity(websocket, Role.operate)
     if identity is None:
         return
     await websocket.accept()
-    queue: BatchQueue = websocket.app.state.batch
     owner = object()
     outbox = Outbox(limit=queue.max_pending_replies)
     receiver = asyncio.create_task(_receive_requests(websocket, queue, owner, outbox))

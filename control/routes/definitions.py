@@ -1,20 +1,13 @@
-"""Routes of ``/definitions`` and ``/conditions``: export, import, broken definitions, condition checks."""
+"""Routes of ``/definitions``: export, import, and the definitions that could not be loaded."""
 
 from control.deps import ADMINS, READERS, ActorDep, DefinitionsDep
-from control.schemas import (
-    BrokenDefinition,
-    ConditionCheck,
-    ConditionChecked,
-    DefinitionsDocument,
-    ImportResult,
-)
+from control.schemas.definitions import BrokenDefinition, DefinitionsDocument, ImportResult
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 router = APIRouter(prefix="/definitions", tags=["definitions"])
-conditions = APIRouter(prefix="/conditions", tags=["conditions"])
 
 
 @router.get("", dependencies=ADMINS)
@@ -40,9 +33,3 @@ async def import_definitions(
 async def list_broken(definitions: DefinitionsDep) -> list[BrokenDefinition]:
     """Stored definitions that could not be loaded at start, with the reason."""
     return definitions.broken()
-
-
-@conditions.post("/validate", dependencies=READERS)
-async def validate_condition(check: ConditionCheck, definitions: DefinitionsDep) -> ConditionChecked:
-    """Parse a condition: its canonical text and when it would next be due, or 422 with the parse error."""
-    return await definitions.check_condition(check.condition, check.count)

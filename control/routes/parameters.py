@@ -1,7 +1,8 @@
 """Routes of ``/session/parameters``: the values Rocketry passes to tasks that ask for them by name."""
 
-from control.deps import ADMINS, READERS, DefinitionsDep
-from control.schemas import Message, ParameterList, ParameterPublic, ParameterValue
+from control.deps import ADMINS, READERS, ParametersDep
+from control.schemas.common import Message
+from control.schemas.parameters import ParameterList, ParameterPublic, ParameterValue
 
 from typing import Annotated
 
@@ -16,26 +17,26 @@ NOT_FOUND = {404: {"model": Message, "description": "No parameter has that name"
 
 
 @router.get("", dependencies=READERS)
-async def list_parameters(definitions: DefinitionsDep) -> ParameterList:
+async def list_parameters(parameters: ParametersDep) -> ParameterList:
     """Session parameters set through the API."""
-    return definitions.parameters()
+    return parameters.list()
 
 
 @router.get("/{name}", responses=NOT_FOUND, dependencies=READERS)
-async def get_parameter(name: ParameterName, definitions: DefinitionsDep) -> ParameterPublic:
+async def get_parameter(name: ParameterName, parameters: ParametersDep) -> ParameterPublic:
     """Show one session parameter."""
-    return definitions.parameter(name)
+    return parameters.get(name)
 
 
 @router.put("/{name}", dependencies=ADMINS)
 async def set_parameter(
-    name: ParameterName, body: Annotated[ParameterValue, Body()], definitions: DefinitionsDep
+    name: ParameterName, body: Annotated[ParameterValue, Body()], parameters: ParametersDep
 ) -> ParameterPublic:
     """Set a session parameter (kept across restarts); tasks with a parameter of that name receive it."""
-    return await definitions.set_parameter(name, body.value)
+    return await parameters.set(name, body.value)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND, dependencies=ADMINS)
-async def delete_parameter(name: ParameterName, definitions: DefinitionsDep) -> None:
+async def delete_parameter(name: ParameterName, parameters: ParametersDep) -> None:
     """Remove a session parameter."""
-    await definitions.delete_parameter(name)
+    await parameters.delete(name)

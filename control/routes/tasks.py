@@ -1,27 +1,24 @@
 """Routes of the ``/tasks`` resource: read, run, terminate, edit, create and delete tasks."""
 
-from control.definitions.model import TaskDefinition, TaskFields
-from control.deps import ADMINS, OPERATORS, READERS, ActorDep, RuntimeDep, TasksDep
+from control.deps import ADMINS, OPERATORS, READERS, ActorDep, HistoryDep, TasksDep
 from control.paging import MAX_ID
-from control.routes.filters import PageFilter
-from control.routes.logs import LogFilterDep, log_list
-from control.schemas import (
+from control.schemas.common import Message, PageFilter
+from control.schemas.logs import LogFilter, LogList
+from control.schemas.tasks import (
     ActionAccepted,
     DisableRequest,
     Explanation,
-    LogList,
-    Message,
     RunParameters,
+    TaskDefinition,
+    TaskFields,
     TaskList,
     TaskPublic,
     VersionList,
 )
-from control.stores.base import VersionQuery
 
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response, status
-from fastapi.concurrency import run_in_threadpool
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -128,9 +125,7 @@ async def explain_task(name: TaskName, tasks: TasksDep) -> Explanation:
 @router.get("/{name}/versions", responses=NOT_FOUND, dependencies=READERS)
 async def list_versions(name: TaskName, tasks: TasksDep, page: Annotated[PageFilter, Query()]) -> VersionList:
     """The task's definition history, newest first: what changed, when, by whom."""
-    since, until = page.window()
-    query = VersionQuery(since=since, until=until, limit=page.limit, cursor=page.decoded_cursor())
-    return await tasks.versions(name, query)
+    return await tasks.versions(name, page)
 
 
 @router.post(
@@ -145,9 +140,7 @@ async def restore_version(
 
 @router.get("/{name}/logs", responses=NOT_FOUND, dependencies=READERS)
 async def list_task_logs(
-    name: TaskName, filters: LogFilterDep, tasks: TasksDep, runtime: RuntimeDep
+    name: TaskName, filters: Annotated[LogFilter, Query()], history: HistoryDep
 ) -> LogList:
     """Read one task's run history, newest first."""
-    tasks.task(name)
-    query = filters.to_query(tasks=(name,))
-    return await run_in_threadpool(log_list, runtime, query)
+    return await history.logs(filters, task=name)

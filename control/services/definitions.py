@@ -1,31 +1,22 @@
-"""DefinitionService: export and import of definitions, broken ones, session parameters, and
-checking a condition before it is used."""
+"""DefinitionService: every definition made through the API as one document, exported and
+imported (all or nothing), and the stored definitions that could not be loaded at start."""
 
 from __future__ import annotations
 
-from control.conditions import canonical_text, parse_condition
-from control.definitions.model import TaskDefinition, TaskFields, diff
-from control.errors import InvalidInputError, ParameterNotFoundError
-from control.prediction import Forecast
-from control.schemas import (
-    BrokenDefinition,
-    ConditionChecked,
-    DefinitionsDocument,
-    ImportChange,
-    ImportResult,
-    ParameterList,
-    ParameterPublic,
-)
-from control.services.context import Actor, Context, utc
+from control.errors import InvalidInputError
+from control.schemas.definitions import BrokenDefinition, DefinitionsDocument, ImportChange, ImportResult
+from control.schemas.tasks import TaskDefinition, TaskFields
+from control.services.catalog import TaskCatalog, diff
+from control.services.common import Actor
+from control.services.parameters import ParameterService
 from control.services.tasks import TaskService
 
-import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
-from rocketry.core.parameters import Parameters
 
-_PREVIEW_BUDGET = 0.5  # seconds a due-time preview may take
+Apply = Callable[[Actor], Awaitable[object]] | None
 
 
 class ImportRefusedError(InvalidInputError):
@@ -39,31 +30,10 @@ class ImportRefusedError(InvalidInputError):
 
 
 class DefinitionService:
-    def __init__(self, context: Context, tasks: TaskService):
-        self._ctx = context
+    def __init__(self, *, catalog: TaskCatalog, tasks: TaskService, parameters: ParameterService):
+        self._catalog = catalog
         self._tasks = tasks
-        self._catalog = context.catalog
-        self._session = context.session
-
-    # -- conditions --------------------------------------------------------------------
-
-    async def check_condition(self, text: str, count: int) -> ConditionChecked:
-        """Parse ``text`` (bounded in size, nesting and parts) and preview its due times off
-        the event loop, giving up after ``_PREVIEW_BUDGET`` seconds (the answer says so)."""
-        deadline = time.monotonic() + _PREVIEW_BUDGET
-        condition = parse_condition(text, session=self._session, field="condition")
-        forecast = Forecast([])
-        if count:
-            forecast = await self._ctx.background_predictor.next_runs(
-                condition, like=None, now=time.time(), count=count, deadline=deadline
-            )
-        return ConditionChecked(
-            condition=canonical_text(condition, session=self._session),
-            next_runs=[utc(t) for t in forecast.times] if forecast.times is not None else None,
-            complete=forecast.complete,
-        )
-
-    # -- broken definitions ------------------------------------------------------------
+        self._parameters = parameters
 
     def broken(self) -> list[BrokenDefinition]:
         return [
@@ -71,48 +41,12 @@ class DefinitionService:
             for b in sorted(self._catalog.broken.values(), key=lambda b: b.name)
         ]
 
-    # -- session parameters ------------------------------------------------------------
-
-    def parameters(self) -> ParameterList:
-        items = [ParameterPublic(name=k, value=v) for k, v in sorted(self._json_parameters().items())]
-        return ParameterList(data=items, count=len(items))
-
-    def parameter(self, name: str) -> ParameterPublic:
-        values = self._json_parameters()
-        if name not in values:
-            raise ParameterNotFoundError(f"Parameter '{name}' not found")
-        return ParameterPublic(name=name, value=values[name])
-
-    async def set_parameter(self, name: str, value: Any) -> ParameterPublic:
-        async with self._ctx.write_lock:
-            await self._ctx.store_call(self._ctx.stores.definitions.set_parameter, name, value)
-            self._session.parameters[name] = value
-            self._ctx.api_parameters.add(name)
-        self._ctx.scheduler.wake()
-        return ParameterPublic(name=name, value=value)
-
-    async def delete_parameter(self, name: str) -> None:
-        async with self._ctx.write_lock:
-            if name not in self._ctx.api_parameters:
-                raise ParameterNotFoundError(f"Parameter '{name}' not found")
-            await self._ctx.store_call(self._ctx.stores.definitions.delete_parameter, name)
-            remaining = {key: value for key, value in self._session.parameters.items() if key != name}
-            self._session.parameters = Parameters(remaining)
-            self._ctx.api_parameters.discard(name)
-        self._ctx.scheduler.wake()
-
-    def _json_parameters(self) -> dict[str, Any]:
-        # Only what the API set; code may put objects of its own in the session's parameters.
-        return {k: v for k, v in self._session.parameters.items() if k in self._ctx.api_parameters}
-
-    # -- export and import -------------------------------------------------------------
-
     def export(self) -> DefinitionsDocument:
         catalog = self._catalog
         return DefinitionsDocument(
             runtime_tasks=[d.model_dump(mode="json") for _, d in sorted(catalog.runtime.items())],
             code_task_edits={name: dict(edits) for name, edits in sorted(catalog.overrides.items()) if edits},
-            parameters=self._json_parameters(),
+            parameters=self._parameters.values(),
         )
 
     async def import_(self, document: DefinitionsDocument, actor: Actor, *, dry_run: bool) -> ImportResult:
@@ -127,43 +61,43 @@ class DefinitionService:
         if dry_run:
             return result
         for change, apply in plan:
-            if change.action in ("create", "update"):
+            if apply is not None and change.action in ("create", "update"):
                 await apply(actor)
         result.applied = True
         return result
 
-    def _plan(self, document: DefinitionsDocument) -> list[tuple[ImportChange, Any]]:
-        plan: list[tuple[ImportChange, Any]] = []
-        for raw in document.runtime_tasks:
-            plan.append(self._plan_runtime(raw))
-        for name, edits in document.code_task_edits.items():
-            plan.append(self._plan_code(name, edits))
+    def _plan(self, document: DefinitionsDocument) -> list[tuple[ImportChange, Apply]]:
+        plan = [self._plan_runtime(raw) for raw in document.runtime_tasks]
+        plan += [self._plan_code(name, edits) for name, edits in document.code_task_edits.items()]
+        current = self._parameters.values()
         for name, value in document.parameters.items():
-            current = self._json_parameters()
+            target = f"parameter:{name}"
             if name in current and current[name] == value:
-                plan.append((ImportChange(target=f"parameter:{name}", action="unchanged"), None))
-            else:
-                change = ImportChange(
-                    target=f"parameter:{name}",
-                    action="update" if name in current else "create",
-                    changes={"value": [current.get(name), value]},
-                )
-                plan.append((change, lambda actor, name=name, value=value: self.set_parameter(name, value)))
+                plan.append((ImportChange(target=target, action="unchanged"), None))
+                continue
+            change = ImportChange(
+                target=target,
+                action="update" if name in current else "create",
+                changes={"value": [current.get(name), value]},
+            )
+            plan.append((change, lambda actor, name=name, value=value: self._parameters.set(name, value)))
         return plan
 
-    def _plan_runtime(self, raw: dict[str, Any]) -> tuple[ImportChange, Any]:
+    def _plan_runtime(self, raw: dict[str, Any]) -> tuple[ImportChange, Apply]:
         target = str(raw.get("name", "?"))
         try:
             definition = TaskDefinition.model_validate(raw)
-            self._catalog.check(definition)
+            self._catalog.check_definition(definition)
         except (ValidationError, InvalidInputError) as exc:
             return ImportChange(target=target, action="error", error=_message(exc)), None
         name = definition.name
-        apply = lambda actor: self._tasks.replace_runtime(definition, actor, action="import")  # noqa: E731
-        if name not in self._session:
-            return ImportChange(
-                target=name, action="create", changes=diff({}, definition.model_dump(mode="json"))
-            ), apply
+
+        def apply(actor: Actor):
+            return self._tasks.replace_runtime(definition, actor, action="import")
+
+        if not self._catalog.exists(name):
+            changes = diff({}, definition.model_dump(mode="json"))
+            return ImportChange(target=name, action="create", changes=changes), apply
         if self._catalog.origin(name) != "runtime":
             return ImportChange(
                 target=name, action="error", error="a task defined in code has this name"
@@ -175,25 +109,24 @@ class DefinitionService:
         changes = diff(current, wanted)
         return ImportChange(target=name, action="update" if changes else "unchanged", changes=changes), apply
 
-    def _plan_code(self, name: str, edits: dict[str, Any]) -> tuple[ImportChange, Any]:
-        if name not in self._session or self._catalog.origin(name) != "code":
+    def _plan_code(self, name: str, edits: dict[str, Any]) -> tuple[ImportChange, Apply]:
+        if not self._catalog.exists(name) or self._catalog.origin(name) != "code":
             return ImportChange(
                 target=name, action="error", error="no task of that name is defined in code"
             ), None
         try:
-            fields = TaskFields.model_validate(edits)
-            self._catalog.check_fields(self._session[name], fields.changes())
+            wanted = TaskFields.model_validate(edits).changes()
+            self._catalog.check_edit(name, wanted)
         except (ValidationError, InvalidInputError) as exc:
             return ImportChange(target=name, action="error", error=_message(exc)), None
-        current = self._catalog.overrides.get(name, {})
-        wanted = fields.changes()
-        changes = diff(current, wanted)
+        changes = diff(self._catalog.overrides.get(name, {}), wanted)
         if not changes:
             return ImportChange(target=name, action="unchanged"), None
 
         async def apply(actor: Actor) -> None:
-            await self._tasks.reset_task(name, actor)
-            await self._tasks.update_task(name, TaskFields.model_validate(wanted), actor, action="import")
+            async with self._catalog.change(name, actor, "import") as change:
+                change.reset()
+                change.update(wanted)
 
         return ImportChange(target=name, action="update", changes=changes), apply
 

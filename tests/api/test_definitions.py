@@ -77,7 +77,7 @@ async def test_a_target_walking_through_an_imported_module_is_refused_everywhere
         fine = {"name": "evil", "func": "tests.support_tasks.probes:quick"}
         assert (await env.client.post("/tasks", json=fine)).status_code == 201
         assert (await env.client.delete("/tasks/evil")).status_code == 204
-        store = env.services.context.stores.definitions
+        store = env.stores.definitions
         tampered = Version(
             task_name="evil",
             actor="open",
@@ -333,4 +333,4 @@ async def test_concurrent_edits_end_as_the_last_version_says(service):
     last = versions[0]["definition"]
     task = await task_json(service, "quick")
     assert (task["priority"], task["description"]) == (last["priority"], last["description"])
-    assert service.services.context.catalog.overrides["quick"] == last
+    assert (await service.client.get("/definitions")).json()["code_task_edits"]["quick"] == last

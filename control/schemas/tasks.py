@@ -1,14 +1,17 @@
-"""What a task is, as data: the fields an operator can set, and how two definitions differ."""
+"""Models of the ``/tasks`` resource: a task as data (what may be set, what is shown), runs asked
+for, explanations, and a task's versions."""
 
 from __future__ import annotations
 
+from control.actions import Action, Change, Decision, Overlap
 from control.conditions import MAX_LENGTH
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-Overlap = Literal["skip", "allow", "buffer_one", "replace"]
+Execution = Literal["main", "async", "thread", "process"]
 Origin = Literal["code", "runtime"]
 EditableExecution = Literal["async", "thread", "process"]
 
@@ -173,10 +176,96 @@ class TaskDefinition(BaseModel):
         return self
 
 
-def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
-    """``{field: [old, new]}`` for every field whose value changed."""
-    return {
-        key: [before.get(key), after.get(key)]
-        for key in sorted(set(before) | set(after))
-        if before.get(key) != after.get(key)
-    }
+class TaskPublic(BaseModel):
+    name: str
+    description: str | None
+    origin: Origin = Field(
+        description="`code` (defined in the task packages) or `runtime` (created through the API)"
+    )
+    target: str | None = Field(description="What it runs: `module:function`, or the command")
+    start_cond: str = Field(description="When the task starts; parses back to the same condition")
+    end_cond: str = Field(description="When a running task is terminated")
+    execution: Execution
+    priority: int
+    timeout: float | None = Field(description="Seconds a run may take; null uses the default")
+    parameters: dict[str, JsonValue] = Field(description="Parameters set through the API")
+    overlap: Overlap
+    disabled: bool
+    overridden: list[str] = Field(description="Fields of a code task changed through the API")
+    status: Action | Literal["queued"] | None = Field(
+        description="Outcome of the latest run, `run` while running, or `queued` while it waits "
+        "for a free process slot"
+    )
+    is_running: bool
+    next_run: datetime | None = Field(description="When it is next due, if time alone decides it")
+    last_run: datetime | None
+    last_success: datetime | None
+    last_fail: datetime | None
+    last_terminate: datetime | None
+    last_crash: datetime | None
+
+
+class TaskList(BaseModel):
+    data: list[TaskPublic]
+    count: int
+
+
+class DisableRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=1000, description="Kept in the task's history")
+
+
+RunParameters = dict[Annotated[str, Field(max_length=200)], JsonValue]
+
+
+class ActionAccepted(BaseModel):
+    task: str
+    action: Literal["run", "terminate"]
+    detail: str
+
+
+class VersionPublic(BaseModel):
+    id: int
+    task_name: str
+    created: datetime
+    actor: str = Field(description="Token name (`open` when no token is configured)")
+    client: str | None = Field(description="Address the change came from")
+    action: Change
+    changes: dict[str, list[JsonValue]] = Field(description="`{field: [before, after]}`")
+    reason: str | None
+    origin: Origin
+    definition: dict[str, JsonValue] | None = Field(
+        description="What was stored after the change: a runtime task whole, a code task's edited fields"
+    )
+
+
+class VersionList(BaseModel):
+    data: list[VersionPublic]
+    next_cursor: str | None
+
+
+class ConditionNode(BaseModel):
+    condition: str
+    type: str
+    value: bool | None = Field(description="Its value now; null when evaluating it failed")
+    error: str | None
+    children: list[ConditionNode]
+
+
+class Explanation(BaseModel):
+    task: str
+    would_start: bool = Field(description="Whether a check now would start it")
+    decision: Decision = Field(
+        description="What a check now decides: start (or replace the running run), buffer one start "
+        "for the end of the running run, or not start (already running, not due, no process slot, "
+        "on hold)"
+    )
+    reasons: list[str] = Field(description="Why it would or would not start, in words")
+    disabled: bool
+    running: bool
+    run_requested: bool = Field(description="A run request waits to start")
+    overlap: Overlap
+    on_hold: bool
+    start_cond: ConditionNode
+    next_run: datetime | None

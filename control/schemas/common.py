@@ -1,26 +1,23 @@
-"""Query parameters shared by the paged routes (``/logs``, ``/audit``): time range, size, cursor."""
+"""What every resource's models share: the error body, and the paging query parameters."""
+
+from __future__ import annotations
 
 from control.errors import InvalidInputError
 from control.paging import Cursor
+from control.times import epoch
 
 import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-def epoch(value: datetime.datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.UTC)  # times without a zone are UTC
-    return value.timestamp()
-
-
-def utc(value: float | None) -> datetime.datetime | None:
-    return None if value is None else datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
+class Message(BaseModel):
+    detail: str
 
 
 class PageFilter(BaseModel):
+    """Query parameters of the paged routes: a time range, a page size, a cursor."""
+
     model_config = ConfigDict(extra="forbid")
 
     since: datetime.datetime | None = Field(

@@ -1,1 +1,0 @@
-"""Task definitions made through the API: their model, their store, and how they reach the session."""

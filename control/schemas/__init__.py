@@ -1,0 +1,1 @@
+"""The API's request and response models (pydantic 2), one module per resource."""

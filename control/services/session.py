@@ -1,0 +1,97 @@
+"""SessionService: the scheduler itself: its state, its health and its store's, and its stop."""
+
+from __future__ import annotations
+
+from control.engine.loop import ControlScheduler
+from control.schemas.session import (
+    HealthPublic,
+    SessionConfigPublic,
+    SessionPublic,
+    StoreHealthPublic,
+    StoreStatePublic,
+)
+from control.services.audit import AuditService
+from control.services.history import HistoryService
+from control.settings import Settings
+from control.stores.base import StoreHealth, Stores
+from control.times import utc
+
+import time
+
+
+class SessionService:
+    def __init__(
+        self,
+        session,
+        scheduler: ControlScheduler,
+        *,
+        settings: Settings,
+        stores: Stores,
+        audit: AuditService,
+        history: HistoryService,
+    ):
+        self._session = session
+        self._scheduler = scheduler
+        self._settings = settings
+        self._stores = stores
+        self._audit = audit
+        self._history = history
+
+    def info(self) -> SessionPublic:
+        scheduler, settings = self._scheduler, self._settings
+        tasks = self._session.tasks
+        started = scheduler.started_at
+        return SessionPublic(
+            state=scheduler.state,
+            started_at=utc(started),
+            uptime_seconds=time.time() - started if started is not None else None,
+            task_count=len(tasks),
+            running_count=sum(1 for task in tasks if task.is_alive()),
+            store=self._store_state(),
+            cycles=scheduler.n_cycles,
+            checks=scheduler.n_checks,
+            event_subscribers=self._history.subscribers,
+            mean_cycle_seconds=scheduler.mean_cycle_seconds,
+            config=SessionConfigPublic(
+                host=settings.host,
+                port=settings.port,
+                database=self._stores.database,
+                task_packages=settings.task_packages,
+                cycle_sleep=settings.cycle_sleep,
+                default_timeout=settings.default_timeout,
+                shutdown_timeout=settings.shutdown_timeout,
+                retention_days=settings.retention_days,
+                retention_per_task=settings.retention_per_task,
+            ),
+        )
+
+    def health(self) -> HealthPublic:
+        store = self._stores.logs.health()
+        state = self._scheduler.state
+        if state != "running":
+            status = "unavailable"
+        else:
+            status = "ok" if store.status == "ok" else "degraded"
+        return HealthPublic(status=status, scheduler=state, store=_store_health(store))
+
+    def request_shutdown(self) -> None:
+        self._scheduler.request_stop()
+
+    def _store_state(self) -> StoreStatePublic:
+        store = self._stores.logs.health()
+        return StoreStatePublic(
+            **_store_health(store).model_dump(),
+            last_error=store.last_error,
+            writer_restarts=store.restarts,
+            audit_failures=self._audit.failed,
+        )
+
+
+def _store_health(store: StoreHealth) -> StoreHealthPublic:
+    return StoreHealthPublic(
+        status=store.status,
+        pending=store.pending,
+        lost=store.lost,
+        rejected=store.rejected,
+        waiting_seconds=round(store.waiting_seconds, 3),
+    )
