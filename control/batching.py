@@ -187,7 +187,7 @@ def encode_reply(request_id: Any, reply: dict[str, Any]) -> str:
     return text
 
 
-def process(payload: Any) -> dict[str, Any]:
+def describe_text(payload: Any) -> dict[str, Any]:
     """The example's work: describe the text it was sent."""
     text = payload.get("text") if isinstance(payload, dict) else None
     if not isinstance(text, str):
@@ -206,7 +206,7 @@ def add_batch_task(session, queue: BatchQueue, *, size: int, every: float) -> No
             raise TaskInactionException()  # run by hand, or its requests' clients left
         for pending in batch:
             try:
-                pending.reply.set_result({"result": process(pending.payload)})
+                pending.reply.set_result({"result": describe_text(pending.payload)})
             except ValueError as exc:
                 pending.reply.set_result({"error": str(exc)})
 

@@ -8,6 +8,7 @@ and dropped (it reconnects, and can resume from the recent history by event id).
 
 from __future__ import annotations
 
+from control.actions import ACTIONS
 from control.stores.base import LogEntry
 
 import asyncio
@@ -18,8 +19,6 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-TASK_ACTIONS = ("run", "success", "fail", "terminate", "inaction", "crash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +36,6 @@ class Subscription:
     kinds: frozenset[str] | None
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue())
     dropped: bool = False
-    closed: bool = False
 
     def wants(self, event: Event) -> bool:
         return (self.tasks is None or event.task in self.tasks) and (
@@ -115,7 +113,6 @@ class EventHub:
     def close(self) -> None:
         """End every subscription (the service is stopping)."""
         for subscriber in list(self._subscribers):
-            subscriber.closed = True
             subscriber.queue.put_nowait(None)
         self._subscribers.clear()
 
@@ -133,7 +130,7 @@ class LogEventBridge(logging.Handler):
         self._formatter = logging.Formatter()  # what the store's RepoHandler formats with
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "action", None) not in TASK_ACTIONS:
+        if getattr(record, "action", None) not in ACTIONS:
             return
         fields = dict(vars(record))
         if isinstance(record.exc_info, tuple) and not record.exc_text:

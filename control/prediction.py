@@ -8,6 +8,7 @@ runs or on anything else the clock does not decide has no prediction (None).
 
 from __future__ import annotations
 
+from control.actions import ACTIONS
 from control.conditions import ConditionTexts
 from control.engine.horizon import INF, next_change
 
@@ -23,7 +24,6 @@ from rocketry.core import BaseCondition, Task
 from rocketry.core.condition.base import All, Not
 from rocketry.core.condition.base import Any as AnyOf
 
-_ACTIONS = ("run", "success", "fail", "terminate", "inaction", "crash")
 _MAX_STEPS = 2_000
 _HORIZON = 400 * 86_400  # seconds: nothing is predicted further than this
 
@@ -53,7 +53,7 @@ class History:
     """A copy of a task's latest times, so that a prediction can be made in another thread."""
 
     def __init__(self, task: Task | None):
-        for action in _ACTIONS:
+        for action in ACTIONS:
             setattr(self, f"_last_{action}", getattr(task, f"_last_{action}", None))
 
 
@@ -80,12 +80,12 @@ class Predictor:
         once, found before ``deadline`` (``time.monotonic()``; each step is a check of the
         condition, so the deadline may be passed by one step)."""
         shadow = self._task
-        for action in _ACTIONS:
+        for action in ACTIONS:
             setattr(shadow, f"_last_{action}", getattr(like, f"_last_{action}", None))
         times: list[float] = []
         # Never before the task's own latest record: Rocketry reads the log instead of its
         # cached times when a record looks newer than "now".
-        known = [getattr(shadow, f"_last_{action}") for action in _ACTIONS]
+        known = [getattr(shadow, f"_last_{action}") for action in ACTIONS]
         moment = max([now, *(t for t in known if t is not None)])
         complete = True
         for _ in range(_MAX_STEPS):
