@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from control.paging import Cursor
 from control.stores.base import AuditEntry, AuditQuery, AuditStore
-from control.stores.sql.engine import delete_in_chunks, newest_first, short
+from control.stores.sql.engine import delete_in_chunks, matching, newest_first, short
 from control.stores.sql.tables import audit_log
 from control.text import storable
 
@@ -57,16 +57,8 @@ class SQLAuditStore(AuditStore):
         return removed
 
     def page(self, query: AuditQuery) -> tuple[list[AuditEntry], Cursor | None]:
-        t = audit_log.c
-        where = []
-        if query.actors:
-            where.append(t.actor.in_(query.actors))
-        if query.tasks:
-            where.append(t.task.in_(query.tasks))
-        if query.since is not None:
-            where.append(t.created >= query.since)
-        if query.until is not None:
-            where.append(t.created <= query.until)
+        one_of = {"actor": query.actors, "task": query.tasks}
+        where = matching(audit_log, one_of=one_of, since=query.since, until=query.until)
         with self._engine.connect() as conn:
             rows, cursor = newest_first(conn, audit_log, where, limit=query.limit, cursor=query.cursor)
         return [AuditEntry(**row._mapping) for row in rows], cursor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from control.paging import Cursor
 from control.stores.base import DefinitionStore, StoredDefinition, Version, VersionQuery
-from control.stores.sql.engine import newest_first
+from control.stores.sql.engine import matching, newest_first
 from control.stores.sql.tables import session_parameters, task_definitions, task_versions
 from control.text import storable, storable_json
 
@@ -40,12 +40,7 @@ class SQLDefinitionStore(DefinitionStore):
         return Version(**(values | {"id": new_id}))
 
     def versions(self, name: str, query: VersionQuery) -> tuple[list[Version], Cursor | None]:
-        t = task_versions.c
-        where = [t.task_name == name]
-        if query.since is not None:
-            where.append(t.created >= query.since)
-        if query.until is not None:
-            where.append(t.created <= query.until)
+        where = matching(task_versions, one_of={"task_name": (name,)}, since=query.since, until=query.until)
         with self._engine.connect() as conn:
             rows, next_cursor = newest_first(
                 conn, task_versions, where, limit=query.limit, cursor=query.cursor

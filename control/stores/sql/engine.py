@@ -77,6 +77,19 @@ def create_tables(engine: sa.Engine, metadata: sa.MetaData) -> None:
             index.create(engine, checkfirst=True)
 
 
+def matching(
+    table: sa.Table, *, one_of: dict[str, tuple], since: float | None, until: float | None
+) -> list[sa.ColumnElement]:
+    """The conditions of a page's filters: each column with values is one of them (no values,
+    no condition), and ``created`` within ``since`` and ``until`` when given."""
+    where = [table.c[column].in_(values) for column, values in one_of.items() if values]
+    if since is not None:
+        where.append(table.c.created >= since)
+    if until is not None:
+        where.append(table.c.created <= until)
+    return where
+
+
 def newest_first(
     conn: sa.Connection,
     table: sa.Table,

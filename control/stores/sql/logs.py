@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from control.stores.base import LogEntry, LogPage, LogQuery, LogStore, OutputLine, OutputStore, StoreHealth
 from control.stores.sql import queries
-from control.stores.sql.engine import insert_sql, newest_first
+from control.stores.sql.engine import insert_sql, matching, newest_first
 from control.stores.sql.retention import Retention, prune
 from control.stores.sql.tables import LOG_FIELDS, OUTPUT_FIELDS, log_marks, run_output, task_log
 from control.stores.sql.writer import RecordWriter
@@ -111,16 +111,8 @@ class SQLLogStore(LogStore, OutputStore):
     # -- reading: the API ----------------------------------------------------------------
 
     def page(self, query: LogQuery) -> LogPage:
-        t = task_log.c
-        where = []
-        if query.tasks:
-            where.append(t.task_name.in_(query.tasks))
-        if query.actions:
-            where.append(t.action.in_(query.actions))
-        if query.since is not None:
-            where.append(t.created >= query.since)
-        if query.until is not None:
-            where.append(t.created <= query.until)
+        one_of = {"task_name": query.tasks, "action": query.actions}
+        where = matching(task_log, one_of=one_of, since=query.since, until=query.until)
         with self._engine.connect() as conn:
             rows, cursor = newest_first(conn, task_log, where, limit=query.limit, cursor=query.cursor)
         return LogPage(entries=[LogEntry(**row._mapping) for row in rows], next_cursor=cursor)
