@@ -103,7 +103,7 @@ class TaskBuilder:
         if execution == "process" and getattr(takes, "__name__", None) == "<lambda>":
             raise InvalidInputError("a lambda cannot run in a process", field="execution", value=execution)
         if values.get("parameters"):
-            check_parameters(takes, values["parameters"], name=task.name if task else "the task")
+            check_parameters(takes, values["parameters"], name=task.name if task is not None else "the task")
         return values
 
     def _runner(self, definition: TaskDefinition) -> tuple[str, dict[str, Any]]:

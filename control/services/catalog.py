@@ -322,11 +322,13 @@ class TaskCatalog:
 
     def _save_point(self, name: str, task: Task | None) -> _SavePoint:
         overrides = self.overrides.get(name)
+        if task is None:  # never ``if task``: a Rocketry task's truth value is its condition's
+            return _SavePoint(None, {}, None, None, self.runtime.get(name), overrides, self.origins.get(name))
         return _SavePoint(
             task=task,
-            attributes={attribute: getattr(task, attribute) for attribute in ATTRIBUTES} if task else {},
-            parameters=Parameters(task.parameters) if task else None,
-            overlap=self.scheduler.overlap.effective(task) if task else None,
+            attributes={attribute: getattr(task, attribute) for attribute in ATTRIBUTES},
+            parameters=Parameters(task.parameters),
+            overlap=self.scheduler.overlap.effective(task),
             runtime=self.runtime.get(name),
             overrides=dict(overrides) if overrides is not None else None,
             origin=self.origins.get(name),

@@ -318,6 +318,8 @@ async def test_overlap_applies_to_scheduled_starts_too(service):
         return actions[:3] == ["run", "terminate", "run"]
 
     await async_wait_until(replaced_by_schedule, what="a scheduled start replacing the run")
+    terminated = [r for r in await logs_of(service, "slow_async") if r["action"] == "terminate"]
+    assert terminated[-1]["message"] is not None and service.task("slow_async").is_alive()
 
 
 async def test_concurrent_edits_end_as_the_last_version_says(service):

@@ -5,6 +5,8 @@ from control.conditions import parse_condition
 import os
 import signal
 
+import pytest
+
 from tests.utils.waiting import async_wait_until
 
 
@@ -125,6 +127,8 @@ async def test_failure_is_logged_with_its_traceback(service):
 async def test_pipeline_step_runs_after_its_upstream_succeeds(service):
     await service.client.post("/tasks/upstream/run")
     await wait_status(service, "downstream", "success")
+    upstream, downstream = await task_json(service, "upstream"), await task_json(service, "downstream")
+    assert downstream["last_run"] > upstream["last_success"]
 
 
 async def test_terminate_when_not_running_conflicts(service):
@@ -154,11 +158,8 @@ async def test_terminated_process_is_gone(service):
     pid = service.task("slow_process")._run_stack[0].task.pid
     await service.client.post("/tasks/slow_process/terminate")
     await wait_status(service, "slow_process", "terminate")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return
-    raise AssertionError(f"task process {pid} still exists")
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the task process no longer exists
 
 
 async def test_process_killed_from_outside_is_logged_as_failed(service):
@@ -240,6 +241,8 @@ async def test_timeout_terminates_a_run(service):
     await service.client.patch("/tasks/slow_async", json={"timeout": 0.3})
     await service.client.post("/tasks/slow_async/run")
     await wait_status(service, "slow_async", "terminate")
+    (record,) = await logs_of(service, "slow_async", action="terminate")
+    assert 0.3 <= record["runtime"] < 5
 
 
 async def test_list_follows_every_change(service):

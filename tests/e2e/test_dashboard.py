@@ -124,6 +124,7 @@ def test_empty_and_unreachable_states(start, page):
     page.get_by_text("No tasks yet.").wait_for()
     service.stop()
     page.get_by_text("Reconnecting…").wait_for()
+    assert "down" in page.locator("#live").get_attribute("class").split()
 
 
 def test_the_page_is_served_with_a_strict_content_security_policy(start):

@@ -94,7 +94,7 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_exit_2(start, database
     assert len(output.splitlines()) == 1 and "Traceback" not in output
 
 
-def _outage_and_recovery(service, begin_outage, end_outage):
+def assert_outage_and_recovery(service, begin_outage, end_outage):
     """Run tasks while the store is away: the scheduler goes on, health says degraded, and
     the records written meanwhile are all there once the store is back."""
     service.wait_healthy()
@@ -139,7 +139,7 @@ def test_sqlite_locked_by_another_process_degrades_then_recovers(start, tmp_path
             holder["conn"].execute("ROLLBACK")
             holder["conn"].close()
 
-    _outage_and_recovery(service, lock, unlock)
+    assert_outage_and_recovery(service, lock, unlock)
 
 
 def test_postgresql_refusing_the_service_degrades_then_recovers(start):
@@ -167,7 +167,7 @@ def test_postgresql_refusing_the_service_degrades_then_recovers(start):
 
     try:
         service = start(database=database)
-        _outage_and_recovery(service, refuse, allow)
+        assert_outage_and_recovery(service, refuse, allow)
         service.stop()
     finally:
         with admin.connect() as conn:

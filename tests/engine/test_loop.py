@@ -1,10 +1,15 @@
 """The scheduler loop's own promises, on a real session running the test tasks."""
 
+from control.events import EventHub
+from control.stores.sql import open_stores
+
 import asyncio
+import sqlite3
 import time
 
 import pytest
 
+from scheduler import create_scheduler
 from tests.utils.fixtures import make_settings, start_service, stop_service
 from tests.utils.waiting import async_wait_until
 
@@ -12,8 +17,8 @@ from tests.utils.waiting import async_wait_until
 async def test_run_now_does_not_wait_for_the_next_cycle(tmp_path):
     env, serving = await start_service(make_settings(tmp_path, cycle_sleep=30))
     try:
-        # Let the loop go to sleep for its 30 s cycle first.
-        await asyncio.sleep(0)
+        # The loop has made its first pass and sleeps until something wakes it.
+        await async_wait_until(lambda: env.scheduler.n_cycles >= 1, what="the first pass")
         assert (await env.client.post("/tasks/quick/run")).status_code == 202
         await async_wait_until(
             lambda: env.task("quick").status == "success",
@@ -38,10 +43,11 @@ async def test_records_of_a_removed_task_are_still_stored(service):
     task = service.task("short_process")
     await async_wait_until(lambda: task.status == "run", what="start")
     service.app.session.remove_task(task)
-    await async_wait_until(
+    record = await async_wait_until(
         lambda: service.stores.logs.filter_by(task_name="short_process", action="success").last(),
         what="success record of the removed task",
     )
+    assert record.task_name == "short_process" and "short_process" not in service.app.session
 
 
 async def test_stop_terminates_every_running_task(service):
@@ -60,17 +66,23 @@ async def test_stop_terminates_every_running_task(service):
 
 
 async def test_a_stop_asked_during_start_up_is_kept(tmp_path):
-    env, serving = await start_service(make_settings(tmp_path))
-    await stop_service(env, serving)
-    # A fresh scheduler asked to stop before serve() starts must not run on.
-    env2, serving2 = await start_service(make_settings(tmp_path))
+    settings = make_settings(tmp_path)
+    stores = open_stores(settings.database_url)
+    scheduler = create_scheduler(settings, stores, events=EventHub()).session.scheduler
+    # Another connection holds the database, so start-up waits in restoring the tasks' state.
+    other = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    serving = asyncio.create_task(scheduler.serve())
     try:
-        env2.scheduler.request_stop()
-        await asyncio.wait_for(serving2, timeout=10)
-        assert env2.scheduler.state == "stopped"
+        await async_wait_until(lambda: scheduler.state == "starting", what="start-up under way")
+        scheduler.request_stop()
+        other.execute("ROLLBACK")
+        await asyncio.wait_for(serving, timeout=15)
+        # It stopped without running a single pass (Rocketry's serve() would forget the stop).
+        assert (scheduler.state, scheduler.n_cycles, scheduler.ready.is_set()) == ("stopped", 0, True)
     finally:
-        await env2.client.aclose()
-        env2.stores.close()
+        other.close()
+        stores.close()
 
 
 @pytest.fixture
@@ -91,6 +103,7 @@ async def test_dependency_finishing_wakes_its_dependents(slow_cycles):
         timeout=5,
         what="downstream to start when upstream succeeded, not 30 s later",
     )
+    assert env.task("downstream")._last_run >= env.task("upstream")._last_success
 
 
 async def test_edit_and_enable_take_effect_at_once(slow_cycles):
