@@ -2,7 +2,7 @@
 
 import time
 
-from tests.api.test_tasks import wait_status
+from tests.utils.api import wait_status
 from tests.utils.waiting import async_wait_until
 
 

@@ -1,27 +1,15 @@
-"""Runtime tasks, durable edits, versions, export/import, parameters, condition tools, overlap."""
+"""The /tasks routes that change tasks: create, edit, delete, versions, overlap, explain."""
 
 from control.stores.base import Version
 
 import asyncio
-import datetime
 import sys
 
 import pytest
 
-from tests.api.test_tasks import logs_of, task_json, wait_status
+from tests.utils.api import QUICK, create, logs_of, task_json, wait_status, when
 from tests.utils.fixtures import make_settings, start_service, stop_service
 from tests.utils.waiting import async_wait_until
-
-QUICK = "tests.support_tasks.probes:quick"
-
-
-def when(text: str) -> float:
-    return datetime.datetime.fromisoformat(text).timestamp()
-
-
-async def create(service, **fields):
-    body = {"name": "made", "func": QUICK} | fields
-    return await service.client.post("/tasks", json=body)
 
 
 async def test_create_a_task_that_runs_an_allowed_function(service):
@@ -165,74 +153,6 @@ async def test_every_change_is_a_version_that_can_be_restored(service):
     deletion = await service.client.post(f"/tasks/made/versions/{versions[0]['id']}/restore")
     assert deletion.status_code == 422
     assert (await service.client.post("/tasks/made/versions/99999/restore")).status_code == 404
-
-
-async def test_export_then_import_elsewhere_with_a_dry_run(service, tmp_path):
-    await create(service, start_cond="every 1 hour", parameters={"n": 2})
-    await service.client.patch("/tasks/quick", json={"priority": 5})
-    await service.client.put("/session/parameters/region", json={"value": "eu"})
-    document = (await service.client.get("/definitions")).json()
-    env, serving = await start_service(make_settings(tmp_path / "other"))
-    try:
-        dry = (await env.client.post("/definitions/import", params={"dry_run": "true"}, json=document)).json()
-        assert {(c["target"], c["action"]) for c in dry["changes"]} == {
-            ("made", "create"),
-            ("quick", "update"),
-            ("parameter:region", "create"),
-        }
-        assert dry["applied"] is False and "made" not in env.app.session
-        done = (await env.client.post("/definitions/import", json=document)).json()
-        assert done["applied"] is True
-        assert env.task("made").priority == 0 and env.task("quick").priority == 5
-        assert (await env.client.get("/session/parameters/region")).json()["value"] == "eu"
-        again = (await env.client.post("/definitions/import", json=document)).json()
-        assert {c["action"] for c in again["changes"]} == {"unchanged"}
-        document["runtime_tasks"].append({"name": "bad", "func": "os:system"})
-        refused = await env.client.post("/definitions/import", json=document)
-        assert refused.status_code == 422
-        assert any(c["action"] == "error" and c["target"] == "bad" for c in refused.json()["changes"])
-        assert "bad" not in env.app.session
-    finally:
-        await stop_service(env, serving)
-
-
-async def test_session_parameters_reach_the_tasks_that_ask_for_them(service):
-    assert (await service.client.put("/session/parameters/n", json={"value": 21})).status_code == 200
-    listed = (await service.client.get("/session/parameters")).json()
-    assert listed == {"data": [{"name": "n", "value": 21}], "count": 1}
-    await service.client.post("/tasks/quick/run")
-    await wait_status(service, "quick", "success")
-    assert service.app.session.returns[service.task("quick")] == 42
-    assert (await service.client.delete("/session/parameters/n")).status_code == 204
-    assert (await service.client.get("/session/parameters/n")).status_code == 404
-    assert (await service.client.delete("/session/parameters/n")).status_code == 404
-    assert (
-        await service.client.put("/session/parameters/not-an-identifier", json={"value": 1})
-    ).status_code == 422
-    assert (await service.client.put("/session/parameters/x", json={"wrong": 1})).status_code == 422
-
-
-async def test_validate_gives_the_canonical_condition_and_the_next_due_times(service):
-    response = await service.client.post(
-        "/conditions/validate", json={"condition": "every 10 minutes", "count": 3}
-    )
-    body = response.json()
-    assert body["condition"] == "every 10 minutes"
-    first, second, third = (when(t) for t in body["next_runs"])
-    assert (second - first, third - second) == (pytest.approx(600, abs=0.01), pytest.approx(600, abs=0.01))
-    daily = (
-        await service.client.post("/conditions/validate", json={"condition": "daily between 08:00 and 09:00"})
-    ).json()
-    starts = [datetime.datetime.fromisoformat(t) for t in daily["next_runs"]]
-    assert len(starts) == 5 and all(
-        datetime.time(8) <= s.astimezone().time() < datetime.time(9) for s in starts
-    )
-    depends = (
-        await service.client.post("/conditions/validate", json={"condition": "after task 'quick'"})
-    ).json()
-    assert depends["next_runs"] is None
-    bad = await service.client.post("/conditions/validate", json={"condition": "every banana"})
-    assert bad.status_code == 422 and "every banana" in bad.json()["detail"][0]["msg"]
 
 
 async def test_next_run_follows_the_last_run(service):

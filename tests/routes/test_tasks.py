@@ -7,26 +7,8 @@ import signal
 
 import pytest
 
+from tests.utils.api import logs_of, task_json, wait_status
 from tests.utils.waiting import async_wait_until
-
-
-async def task_json(service, name):
-    response = await service.client.get(f"/tasks/{name}")
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-async def logs_of(service, name, **params):
-    response = await service.client.get("/logs", params={"task": name, **params})
-    assert response.status_code == 200, response.text
-    return response.json()["data"]
-
-
-async def wait_status(service, name, status, timeout=10.0):
-    async def reached():
-        return (await task_json(service, name))["status"] == status
-
-    await async_wait_until(reached, timeout=timeout, what=f"{name} status {status}")
 
 
 async def test_list_shows_every_task_with_its_fields(service):
