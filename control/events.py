@@ -9,12 +9,12 @@ and dropped (it reconnects, and can resume from the recent history by event id).
 from __future__ import annotations
 
 from control.actions import ACTIONS
+from control.eventloop import BoundLoop
 from control.stores.base import LogEntry
 
 import asyncio
 import itertools
 import logging
-import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,25 +53,14 @@ class EventHub:
         self._history: deque[Event] = deque(maxlen=history)
         self._subscribers: set[Subscription] = set()
         self._ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
+        self._loop = BoundLoop()  # before it is bound the service is not up: nobody listens
         self.dropped_subscribers = 0
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._loop_thread = threading.get_ident()
+        self._loop.bind(loop)
 
     def publish(self, kind: str, task: str | None, created: float, data: dict[str, Any]) -> None:
-        loop = self._loop
-        if loop is None:
-            return  # before the service runs: nobody can listen yet
-        if threading.get_ident() == self._loop_thread:
-            self._deliver(kind, task, created, data)
-        else:
-            try:
-                loop.call_soon_threadsafe(self._deliver, kind, task, created, data)
-            except RuntimeError:  # the loop is closed
-                pass
+        self._loop.call(self._deliver, kind, task, created, data)
 
     def _deliver(self, kind: str, task: str | None, created: float, data: dict[str, Any]) -> None:
         event = Event(next(self._ids), kind, task, created, data)
@@ -95,7 +84,7 @@ class EventHub:
         kinds: Iterable[str] | None = None,
         after: int | None = None,
     ) -> Subscription:
-        if self._loop is None:
+        if not self._loop.bound:
             self.bind(asyncio.get_running_loop())
         subscription = Subscription(
             tasks=frozenset(tasks) if tasks else None, kinds=frozenset(kinds) if kinds else None

@@ -20,14 +20,14 @@ from control.engine.admission import (
     admit,
     admit_request,
 )
-from control.engine.planner import CycleTimes, Planner, Verdict, order_key
+from control.engine.planner import CycleTimes, Planner, RecordListener, Verdict, order_key
 from control.engine.processes import ProcessSupervisor
 from control.engine.runs import Runs
+from control.eventloop import BoundLoop
 
 import asyncio
 import heapq
 import logging
-import threading
 import time
 from typing import Literal
 
@@ -43,19 +43,6 @@ _SLICE = 0.004  # longest stretch of scheduler work before the API gets the loop
 _IDLE_SLEEP = 1.0  # longest sleep when nothing is due: keeps cycle hooks and clock jumps in check
 _SETTLE = 0.05  # a record logged from a task's thread is looked at again after this
 _VERDICTS: dict[str, Verdict] = {"buffer": "running", "start": "ran", "replace": "ran"}
-
-
-class _RecordListener(logging.Handler):
-    """Tells the planner about every task record, whichever thread or process logged it."""
-
-    def __init__(self, scheduler: ControlScheduler):
-        super().__init__()
-        self._scheduler = scheduler
-
-    def emit(self, record: logging.LogRecord) -> None:
-        name = getattr(record, "task_name", None)
-        if name is not None:
-            self._scheduler.note_record(name)
 
 
 class ControlScheduler(Scheduler):
@@ -87,9 +74,8 @@ class ControlScheduler(Scheduler):
         self._checking: set[str] = set()  # tasks whose check is under way (it may await)
         self.ready = asyncio.Event()  # set once start-up is over and the loop runs
         self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
-        self._listener = _RecordListener(self)
+        self._loop = BoundLoop()
+        self._listener = RecordListener(self.note_record)
 
     # -- control (any thread) ----------------------------------------------------------
 
@@ -99,15 +85,8 @@ class ControlScheduler(Scheduler):
 
     def wake(self) -> None:
         """Start the next cycle now."""
-        if self._wake is None or self._loop is None:
-            return
-        if threading.get_ident() == self._loop_thread:
-            self._wake.set()
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._wake.set)
-        except RuntimeError:  # the loop is closed
-            pass
+        if self._wake is not None:
+            self._loop.call(self._wake.set)
 
     def touch(self, task: Task) -> None:
         """Check ``task`` at once: it was edited, enabled, or asked to run (event loop only)."""
@@ -169,14 +148,10 @@ class ControlScheduler(Scheduler):
 
     def note_record(self, name: str) -> None:
         self.planner.note(name)
-        loop = self._loop
-        if loop is not None and threading.get_ident() != self._loop_thread:
+        if self._loop.bound and not self._loop.on_loop_thread():
             # Logged from a task's own thread, which sets the task's cached times and
             # status just after logging: look again once it surely has.
-            try:
-                loop.call_soon_threadsafe(loop.call_later, _SETTLE, self.note_record, name)
-            except RuntimeError:
-                pass
+            self._loop.call_later(_SETTLE, self.note_record, name)
         self.wake()
 
     def request_stop(self) -> None:
@@ -188,9 +163,8 @@ class ControlScheduler(Scheduler):
 
     def bind_loop(self) -> None:
         """Take the running event loop as this scheduler's (``serve`` does so first)."""
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         self._wake = asyncio.Event()
+        self._loop.bind()
 
     async def serve(self) -> None:
         self.bind_loop()
@@ -201,7 +175,7 @@ class ControlScheduler(Scheduler):
         task_logger = logging.getLogger(self.session.config.task_logger_basename)
         task_logger.addHandler(self._listener)
         reader = self._log_queue._reader.fileno()
-        self._loop.add_reader(reader, self._wake.set)  # a task process wrote a record
+        self._loop.loop.add_reader(reader, self._wake.set)  # a task process wrote a record
         exception: BaseException | None = None
         try:
             await self.startup()
@@ -222,7 +196,7 @@ class ControlScheduler(Scheduler):
             try:
                 await self.shut_down(exception=exception)
             finally:
-                self._loop.remove_reader(reader)
+                self._loop.loop.remove_reader(reader)
                 task_logger.removeHandler(self._listener)
                 self.is_alive = False
                 self.state = "crashed" if exception is not None else "stopped"

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from typing import Literal
 
 from rocketry.core import Task
@@ -200,3 +201,17 @@ class CycleTimes:
         since = time.monotonic() - self.window
         recent = [seconds for at, seconds in self._recent if at >= since]
         return sum(recent) / len(recent) if recent else self.last
+
+
+class RecordListener(logging.Handler):
+    """Passes the task name of every task record to ``noted``, whichever thread or
+    process logged it: a record may make tasks due (see ``Planner.note``)."""
+
+    def __init__(self, noted: Callable[[str], None]):
+        super().__init__()
+        self._noted = noted
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name = getattr(record, "task_name", None)
+        if name is not None:
+            self._noted(name)
