@@ -3,6 +3,7 @@
 from control.batching import BatchQueue, add_batch_task
 from control.discovery import discover_groups
 from control.engine import processes
+from control.engine.claims import Claims
 from control.engine.loop import ControlScheduler
 from control.engine.output import OutputCapture
 from control.engine.session import ControlSession
@@ -37,6 +38,10 @@ def create_scheduler(
         }
     )
     session.scheduler = ControlScheduler(session, shutdown_timeout=settings.shutdown_timeout)
+    if stores.coordination.shared:
+        # Replicas: every start is claimed in the database first, with the run id it gets.
+        session.scheduler.claims = Claims(stores.coordination)
+        session.config.func_run_id = session.scheduler.claims.run_id
     _detach_previous_handlers(session.config.task_logger_basename)
     app = Rocketry(session=session, logger_repo=stores.logs)
     logging.getLogger(session.config.task_logger_basename).addHandler(LogEventBridge(events))

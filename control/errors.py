@@ -67,5 +67,9 @@ class PermissionDeniedError(PermissionError):
     """Valid credentials without the role the request needs, or a missing CSRF token (403)."""
 
 
+class LeaderUnavailableError(RuntimeError):
+    """With replicas: no leader answered a request that only the leader can carry out (503)."""
+
+
 class StoreUnavailableError(RuntimeError):
     """The database refused a write the request depends on (503); nothing was changed."""

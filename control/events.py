@@ -54,16 +54,39 @@ class EventHub:
         self._subscribers: set[Subscription] = set()
         self._ids = itertools.count(1)
         self._loop = BoundLoop()  # before it is bound the service is not up: nobody listens
+        self._shared: Any = None
+        self.read_back: list[Any] = []  # told of every event read back from other replicas too
         self.dropped_subscribers = 0
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop.bind(loop)
 
     def publish(self, kind: str, task: str | None, created: float, data: dict[str, Any]) -> None:
+        if self._shared is not None:
+            self._shared.publish(kind, task, created, data)  # delivered when read back
+            return
         self._loop.call(self._deliver, kind, task, created, data)
 
+    def share(self, shared: Any) -> None:
+        """With replicas: publish through ``shared`` (``cluster.events.SharedEvents``), whose
+        events, numbered by the database, come back through ``deliver_shared``."""
+        self._shared = shared
+
+    def deliver_shared(self, events: list[Any]) -> None:
+        """Events every replica reads, in their order (any thread)."""
+        self._loop.call(self._deliver_numbered, events)
+
+    def _deliver_numbered(self, events: list[Any]) -> None:
+        for shared in events:
+            event = Event(shared.id, shared.kind, shared.task, shared.created, shared.data)
+            self._fan_out(event)
+            for hook in self.read_back:
+                hook(event)
+
     def _deliver(self, kind: str, task: str | None, created: float, data: dict[str, Any]) -> None:
-        event = Event(next(self._ids), kind, task, created, data)
+        self._fan_out(Event(next(self._ids), kind, task, created, data))
+
+    def _fan_out(self, event: Event) -> None:
         self._history.append(event)
         for subscriber in list(self._subscribers):
             if not subscriber.wants(event):

@@ -3,6 +3,7 @@
 from control.errors import (
     AuthenticationError,
     InvalidInputError,
+    LeaderUnavailableError,
     NotFoundError,
     PermissionDeniedError,
     StoreUnavailableError,
@@ -21,6 +22,7 @@ STATUSES: dict[type[Exception], int] = {
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     StoreUnavailableError: 503,
+    LeaderUnavailableError: 503,
 }
 _HEADERS = {AuthenticationError: {"WWW-Authenticate": "Bearer"}}
 

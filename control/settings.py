@@ -4,6 +4,7 @@ from control.auth import TokenSpec, load_token_file
 from control.stores.sql.engine import database_url
 
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -107,6 +108,15 @@ class Settings(BaseSettings):
     web_session_hours: Annotated[float, Field(gt=0)] = Field(
         12.0, description="How long a browser sign-in lasts"
     )
+
+    replica: str | None = Field(
+        None,
+        max_length=200,
+        description="This replica's name among replicas sharing a PostgreSQL database (default host:port)",
+    )
+
+    def replica_name(self) -> str:
+        return self.replica or f"{socket.gethostname()}:{self.port}"
 
     def token_specs(self) -> list[TokenSpec]:
         """The tokens from ``tokens`` and from ``tokens_file``."""

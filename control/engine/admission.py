@@ -45,6 +45,7 @@ class Circumstances:
     on_hold: bool
     free_slots: int  # process slots left
     slots: int  # process slots in all
+    leading: bool = True  # this replica launches tasks (with replicas, only the leader does)
 
 
 class OverlapPolicies:
@@ -85,6 +86,8 @@ def admit(
         return Admission("not_due", ("it runs only when the scheduler starts or stops",))
     if now.on_hold:
         return Admission("on_hold", ("the scheduler is on hold",))
+    if not now.leading:
+        return Admission("on_hold", ("this replica does not launch tasks now: the leader replica does",))
     execution = task.get_execution()
     if execution == "process" and now.free_slots <= 0:
         return Admission(

@@ -20,6 +20,7 @@ from control.engine.admission import (
     admit,
     admit_request,
 )
+from control.engine.claims import Claims
 from control.engine.planner import CycleTimes, Planner, RecordListener, Verdict, order_key
 from control.engine.processes import ProcessSupervisor
 from control.engine.runs import Runs
@@ -43,6 +44,22 @@ _SLICE = 0.004  # longest stretch of scheduler work before the API gets the loop
 _IDLE_SLEEP = 1.0  # longest sleep when nothing is due: keeps cycle hooks and clock jumps in check
 _SETTLE = 0.05  # a record logged from a task's thread is looked at again after this
 _VERDICTS: dict[str, Verdict] = {"buffer": "running", "start": "ran", "replace": "ran"}
+
+
+class Alone:
+    """The gate of a scheduler without replicas: it always launches."""
+
+    shared = False
+    leadership = None
+
+    def may_launch(self) -> bool:
+        return True
+
+    def launch_delay(self) -> float:
+        return 0.0
+
+    def stop(self, *, resign: bool = True) -> None:
+        pass
 
 
 class ControlScheduler(Scheduler):
@@ -70,6 +87,11 @@ class ControlScheduler(Scheduler):
         self.processes = ProcessSupervisor(session, self._log_queue, log=self._log)
         self.runs = Runs(session, self.processes, log=self._log, ended=self._run_ended)
         self.abandoned: list[str] = []
+        # With replicas: whether this one may launch (cluster.Coordinator), its claims of
+        # starts, and the epoch it leads with once it took over (None while following).
+        self.gate = Alone()
+        self.claims: Claims | None = None
+        self.epoch: int | None = None
         self.queued: set[str] = set()  # process tasks due or asked to run, waiting for a slot
         self._checking: set[str] = set()  # tasks whose check is under way (it may await)
         self.ready = asyncio.Event()  # set once start-up is over and the loop runs
@@ -111,7 +133,12 @@ class ControlScheduler(Scheduler):
             on_hold=self.on_hold,
             free_slots=slots - self.count_process_tasks_alive(),
             slots=slots,
+            leading=self.leading(),
         )
+
+    def leading(self) -> bool:
+        """Whether this replica launches tasks now (always, without replicas)."""
+        return not self.gate.shared or (self.epoch is not None and self.gate.may_launch())
 
     def admission(self, task: Task, condition: Condition) -> Admission:
         """What a check of ``task`` would decide now, given its condition's value."""
@@ -182,6 +209,8 @@ class ControlScheduler(Scheduler):
             self.state = "running"
             self.ready.set()
             while not self._flag_shutdown.is_set():
+                if self.gate.shared and not await self._lead_or_follow():
+                    continue
                 began = time.perf_counter()
                 await self.run_cycle()
                 self.cycles.add(time.perf_counter() - began)
@@ -201,6 +230,19 @@ class ControlScheduler(Scheduler):
                 self.is_alive = False
                 self.state = "crashed" if exception is not None else "stopped"
 
+    async def _lead_or_follow(self) -> bool:
+        """Whether to run a cycle now: take over when elected and the previous leader can
+        no longer launch, step down when deposed; otherwise wait for either."""
+        leadership = self.gate.leadership
+        if leadership is not None and self.epoch != leadership.epoch and self.gate.may_launch():
+            await lifecycle.take_over(self, leadership.epoch)
+        elif leadership is None and self.epoch is not None:
+            await lifecycle.step_down(self)
+        if self.leading():
+            return True
+        await self._wait(self.gate.launch_delay() or _IDLE_SLEEP)
+        return False
+
     @property
     def mean_cycle_seconds(self) -> float | None:
         """Average duration of the cycles of the last 10 seconds."""
@@ -213,6 +255,11 @@ class ControlScheduler(Scheduler):
         delay = min(self.planner.next_due() - self.session.get_time(), _IDLE_SLEEP)
         if self.runs.active:
             delay = min(delay, self.session.config.cycle_sleep)  # timeouts, end conditions
+        await self._wait(delay)
+
+    async def _wait(self, delay: float) -> None:
+        """Until ``delay`` seconds pass or something wakes the loop."""
+        assert self._wake is not None
         if delay > 0 and not self._wake.is_set():
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
@@ -290,6 +337,8 @@ class ControlScheduler(Scheduler):
         elif decision == "replace":
             await self.runs.terminate_task(task, "replaced by a new run")
         if admission.would_start:
+            if self.claims is not None and not (await self.claims.take(task) and self.leading()):
+                return "on_hold"
             await self.run_task(task)
             task.force_run = False
             self.runs.follow(task)

@@ -19,9 +19,10 @@ logger = logging.getLogger(__name__)
 _SLICE = 0.004  # longest stretch of work before the API gets the loop back
 
 
-async def restore(session, *, log: Callable[..., None]) -> None:
+async def restore(session, *, log: Callable[..., None], settle: bool = True) -> None:
     """Restore every task of ``session`` from its log store; ``log(task, method, ...)`` logs
-    for a task as the scheduler does."""
+    for a task as the scheduler does. With ``settle``, runs the log shows cut short get
+    their crash record; without (a replica that does not lead), only the state is read."""
     repo = session.get_repo()
     if not isinstance(repo, LogStore):
         for task in list(session.tasks):
@@ -32,7 +33,7 @@ async def restore(session, *, log: Callable[..., None]) -> None:
     # No run of this scheduler has started yet: every run before now is in the log.
     checked_until = session.get_time()
     unfinished: dict[str, list[LogEntry]] = {}
-    for entry in await asyncio.to_thread(repo.unfinished_runs):
+    for entry in await asyncio.to_thread(repo.unfinished_runs) if settle else ():
         unfinished.setdefault(entry.task_name, []).append(entry)
     slice_began = time.perf_counter()
     for task in list(session.tasks):
@@ -44,7 +45,7 @@ async def restore(session, *, log: Callable[..., None]) -> None:
             log_crash(session, task.name, entry, task=task)
         if times and not cut_short:
             status = max(times, key=times.get)
-            if status == "run":
+            if status == "run" and settle:
                 log(task, "log_crash")  # a record from before runs had ids
             else:
                 task.status = status
@@ -54,7 +55,8 @@ async def restore(session, *, log: Callable[..., None]) -> None:
     for name, entries in unfinished.items():  # tasks deleted since: their history says so too
         for entry in entries:
             log_crash(session, name, entry)
-    await asyncio.to_thread(repo.mark_runs_checked, checked_until)
+    if settle:
+        await asyncio.to_thread(repo.mark_runs_checked, checked_until)
 
 
 def log_crash(session, name: str, run: LogEntry, *, task: Task | None = None) -> None:
@@ -79,3 +81,20 @@ def log_crash(session, name: str, run: LogEntry, *, task: Task | None = None) ->
     if task is not None:
         task._last_crash = now
         task.status = "crash"
+
+
+def log_claimed_crash(session, name: str, run_id: str, started: float) -> None:
+    """Log a start an earlier leader claimed and never logged (it died first) as a run
+    that crashed, so that the task's conditions count that start."""
+    try:
+        logging.getLogger(session.config.task_logger_basename).info(
+            "Task '%s' started",
+            name,
+            extra={"task_name": name, "action": "run", "start": started, "run_id": run_id},
+        )
+    except Exception:
+        logger.exception("Logging a claimed start of %r failed", name)
+        return
+    log_crash(
+        session, name, LogEntry(task_name=name, action="run", created=started, run_id=run_id, start=started)
+    )

@@ -99,7 +99,7 @@ async def run_task(
 )
 async def terminate_task(name: TaskName, tasks: TasksDep) -> ActionAccepted:
     """Terminate the task's running runs."""
-    return tasks.terminate_task(name)
+    return await tasks.terminate_task(name)
 
 
 @router.post("/{name}/disable", responses=NOT_FOUND | UNSTORED, dependencies=OPERATORS)

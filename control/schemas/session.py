@@ -48,6 +48,14 @@ class SessionPublic(BaseModel):
     mean_cycle_seconds: float | None = Field(description="Average time of the passes of the last 10 s")
     store: StoreStatePublic
     config: SessionConfigPublic
+    role: Literal["leader", "follower"] = Field(
+        description="Whether this replica launches tasks (alone, it always leads)"
+    )
+    replica: str = Field(description="This replica's name (SCHEDULER_REPLICA)")
+    leader: str | None = Field(description="The replica that launches tasks (null: none right now)")
+    leader_since: datetime | None
+    epoch: int | None = Field(description="The leadership epoch, written on every run record")
+    replicated: bool = Field(description="Whether replicas share this database (PostgreSQL)")
 
 
 class HealthPublic(BaseModel):

@@ -12,6 +12,7 @@ from control.services.conditions import ConditionService
 from control.services.definitions import DefinitionService
 from control.services.history import HistoryService
 from control.services.parameters import ParameterService
+from control.services.replicas import ReplicaService
 from control.services.session import SessionService
 from control.services.tasks import TaskService
 from control.services.views import TaskViews
@@ -37,12 +38,14 @@ class Services:
     audit: AuditService
     events: EventHub
     views: TaskViews
+    replicas: ReplicaService
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """What runs beside the API while it serves: the event hub on this loop, next runs
         worked out after start-up, the audit trail's pruning."""
         self.events.bind(asyncio.get_running_loop())
+        self.replicas.start()
         background = [asyncio.create_task(self.views.warm()), asyncio.create_task(self.audit.keep_pruned())]
         try:
             yield
@@ -50,6 +53,7 @@ class Services:
             for task in background:
                 task.cancel()
             self.views.close()
+            self.replicas.stop()
 
 
 def build_services(settings: Settings, app: Rocketry, *, stores: Stores, events: EventHub) -> Services:
@@ -63,9 +67,21 @@ def build_services(settings: Settings, app: Rocketry, *, stores: Stores, events:
     stored, parameters = stores.definitions.load()
     catalog.restore(stored)
     views = TaskViews(session, scheduler, catalog)
-    tasks = TaskService(session, scheduler, catalog=catalog, views=views, definitions=stores.definitions)
     parameter_service = ParameterService(
         session, scheduler, catalog=catalog, definitions=stores.definitions, stored=parameters
+    )
+    replicas = ReplicaService(
+        session,
+        scheduler,
+        store=stores.coordination,
+        replica=settings.replica_name(),
+        events=events,
+        definitions=stores.definitions,
+        follow_task=catalog.follow,
+        follow_parameters=parameter_service.follow,
+    )
+    tasks = TaskService(
+        session, scheduler, catalog=catalog, views=views, definitions=stores.definitions, replicas=replicas
     )
     history = HistoryService(logs=stores.logs, output=stores.output, events=events, catalog=catalog)
     audit = AuditService(
@@ -78,9 +94,16 @@ def build_services(settings: Settings, app: Rocketry, *, stores: Stores, events:
         conditions=ConditionService(session, predictor=views.background),
         history=history,
         session=SessionService(
-            session, scheduler, settings=settings, stores=stores, audit=audit, history=history
+            session,
+            scheduler,
+            settings=settings,
+            stores=stores,
+            audit=audit,
+            history=history,
+            replicas=replicas,
         ),
         audit=audit,
         events=events,
         views=views,
+        replicas=replicas,
     )

@@ -19,7 +19,7 @@ from control.conditions import ConditionTexts
 from control.engine.loop import ControlScheduler
 from control.errors import InvalidDefinitionError, InvalidInputError, TaskNotFoundError, TaskStateError
 from control.events import EventHub
-from control.schemas.tasks import TaskDefinition, TaskFields
+from control.schemas.tasks import EDITABLE, TaskDefinition, TaskFields
 from control.services.builder import ATTRIBUTES, TaskBuilder
 from control.services.common import Actor, store_call
 from control.stores.base import DefinitionStore, StoredDefinition, Version
@@ -277,6 +277,52 @@ class TaskCatalog:
         for listener in self.changed:
             listener(name)
 
+    async def follow(self, name: str) -> None:
+        """Apply what another replica stored for ``name`` (it recorded the version there):
+        the task as the store has it now, made, changed or gone. A definition that does
+        not apply leaves the task as it was, and says why in the log."""
+        stored = await store_call(self._definitions.load_one, name)
+        async with self.lock:
+            if stored == self.stored_form(name) and (stored is not None or name not in self.runtime):
+                return  # already so (this replica's own change, or heard twice)
+            task = self.session.tasks.find(name)
+            saved = self._save_point(name, task)
+            try:
+                self._apply_stored(name, task, stored)
+            except Exception as exc:
+                self._roll_back(name, saved)
+                logger.error(
+                    "Definition of task %r stored by another replica not applied: %s", name, _reason(exc)
+                )
+                return
+        after = self.session.tasks.find(name)
+        if after is not None:
+            self.scheduler.touch(after)
+        for listener in self.changed:
+            listener(name)
+
+    def _apply_stored(self, name: str, task: Task | None, stored: StoredDefinition | None) -> None:
+        change = TaskChange(self, name)
+        if stored is None:
+            if task is not None and self.origin(name) == "runtime":
+                change.remove()
+            elif task is not None and self.overrides.get(name):
+                change.reset()
+            return
+        if stored.origin == "code":
+            change.reset()
+            change.update(TaskFields.model_validate(stored.fields).changes())
+            return
+        definition = TaskDefinition.model_validate(stored.fields)
+        current = self.runtime.get(name)
+        if task is not None and current is not None and runs_the_same(current, definition):
+            changes = TaskFields.model_validate(definition.model_dump(include=set(EDITABLE))).changes()
+            change.update({k: v for k, v in changes.items() if getattr(current, k) != v})
+            return
+        if task is not None:
+            change.remove()
+        change.create(definition)
+
     async def _record(
         self,
         name: str,
@@ -356,6 +402,15 @@ class TaskCatalog:
                 mapping.pop(name, None)
             else:
                 mapping[name] = value
+
+
+def runs_the_same(current: TaskDefinition, wanted: TaskDefinition) -> bool:
+    """Whether two runtime definitions run the same thing (an edit can make one the other)."""
+    return (current.func, current.command, current.arguments) == (
+        wanted.func,
+        wanted.command,
+        wanted.arguments,
+    )
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

@@ -55,6 +55,15 @@ class ParameterService:
         self._scheduler.wake()
         return ParameterPublic(name=name, value=value)
 
+    async def follow(self) -> None:
+        """Take the session parameters another replica stored."""
+        _, stored = await store_call(self._definitions.load)
+        async with self._lock:
+            kept = {key: value for key, value in self._session.parameters.items() if key not in self._ours}
+            self._session.parameters = Parameters(kept | stored)
+            self._ours = set(stored)
+        self._scheduler.wake()
+
     async def delete(self, name: str) -> None:
         async with self._lock:
             if name not in self._ours:

@@ -12,6 +12,7 @@ from control.schemas.session import (
 )
 from control.services.audit import AuditService
 from control.services.history import HistoryService
+from control.services.replicas import ReplicaService
 from control.settings import Settings
 from control.stores.base import StoreHealth, Stores
 from control.times import utc
@@ -29,7 +30,9 @@ class SessionService:
         stores: Stores,
         audit: AuditService,
         history: HistoryService,
+        replicas: ReplicaService,
     ):
+        self._replicas = replicas
         self._session = session
         self._scheduler = scheduler
         self._settings = settings
@@ -41,7 +44,10 @@ class SessionService:
         scheduler, settings = self._scheduler, self._settings
         tasks = self._session.tasks
         started = scheduler.started_at
+        replica = self._replicas.info()
+        replica["leader_since"] = utc(replica["leader_since"])
         return SessionPublic(
+            **replica,
             state=scheduler.state,
             started_at=utc(started),
             uptime_seconds=time.time() - started if started is not None else None,

@@ -24,8 +24,9 @@ from control.schemas.tasks import (
     VersionList,
     VersionPublic,
 )
-from control.services.catalog import TaskCatalog
+from control.services.catalog import TaskCatalog, runs_the_same
 from control.services.common import Actor
+from control.services.replicas import ReplicaService
 from control.services.views import TaskViews
 from control.stores.base import DefinitionStore, VersionQuery
 from control.times import utc
@@ -52,12 +53,16 @@ class TaskService:
         catalog: TaskCatalog,
         views: TaskViews,
         definitions: DefinitionStore,
+        replicas: ReplicaService | None = None,
     ):
         self._session = session
         self._scheduler = scheduler
         self._catalog = catalog
         self._views = views
         self._definitions = definitions
+        self._replicas = replicas
+        if replicas is not None:
+            replicas.carry_out = self.carry_out
 
     def _task(self, name: str) -> Task:
         task = self._session.tasks.find(name)
@@ -114,6 +119,13 @@ class TaskService:
         task = self._task(name)
         parameters = parameters or {}
         check_parameters(parameter_rule(task), parameters, name=name)
+        if self._replicas is not None and self._replicas.must_ask():
+            answer = await self._replicas.ask("run", name, {"parameters": parameters})
+            return ActionAccepted.model_validate(answer)
+        return await self._run_here(task, parameters)
+
+    async def _run_here(self, task: Task, parameters: dict[str, Any]) -> ActionAccepted:
+        name = task.name
         refusal = self._scheduler.refusal(task)
         if refusal is not None:
             raise TaskStateError(refusal)
@@ -128,13 +140,31 @@ class TaskService:
             detail = (_RUNNING_BESIDE.get(overlap) if running else None) or "run requested"
         return ActionAccepted(task=name, action="run", detail=detail)
 
-    def terminate_task(self, name: str) -> ActionAccepted:
+    async def terminate_task(self, name: str) -> ActionAccepted:
         task = self._task(name)
+        if self._replicas is not None and self._replicas.must_ask():
+            return ActionAccepted.model_validate(await self._replicas.ask("terminate", name, {}))
+        return self._terminate_here(task)
+
+    def _terminate_here(self, task: Task) -> ActionAccepted:
         if not task.is_alive():
-            raise TaskStateError(f"Task '{name}' is not running")
+            raise TaskStateError(f"Task '{task.name}' is not running")
         task.terminate()
         self._scheduler.wake()
-        return ActionAccepted(task=name, action="terminate", detail="termination requested")
+        return ActionAccepted(task=task.name, action="terminate", detail="termination requested")
+
+    async def carry_out(self, kind: str, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """What the leader does when a follower asks it to run or terminate ``name``."""
+        task = self._task(name)
+        if kind == "run":
+            parameters = payload.get("parameters") or {}
+            check_parameters(parameter_rule(task), parameters, name=name)
+            accepted = await self._run_here(task, parameters)
+        elif kind == "terminate":
+            accepted = self._terminate_here(task)
+        else:
+            raise TaskStateError(f"unknown request {kind!r}")
+        return accepted.model_dump(mode="json")
 
     # -- changing, durably ---------------------------------------------------------------
 
@@ -224,7 +254,7 @@ class TaskService:
                 change.create(definition)
             elif self._catalog.origin(name) != "runtime":
                 raise TaskStateError(f"Task '{name}' is defined in code; its definition cannot be replaced")
-            elif _runs_the_same(self._catalog.runtime[name], definition):
+            elif runs_the_same(self._catalog.runtime[name], definition):
                 change.update(
                     TaskFields.model_validate(definition.model_dump(include=set(EDITABLE))).changes()
                 )
@@ -234,11 +264,3 @@ class TaskService:
                 change.remove()
                 change.create(definition)
         return self.get_task(name)
-
-
-def _runs_the_same(current: TaskDefinition, wanted: TaskDefinition) -> bool:
-    return (current.func, current.command, current.arguments) == (
-        wanted.func,
-        wanted.command,
-        wanted.arguments,
-    )

@@ -2,7 +2,8 @@
 
 Each role is an abstract class: ``LogStore`` (what Rocketry logs about runs, read by the
 scheduler and the API), ``OutputStore`` (what runs wrote), ``AuditStore`` (who changed
-what), ``DefinitionStore`` (tasks and parameters made through the API, and their versions).
+what), ``DefinitionStore`` (tasks and parameters made through the API, and their versions),
+``CoordinationStore`` (leadership, claimed starts and messages between replicas).
 ``control.stores.sql`` implements them all on SQLAlchemy (SQLite, PostgreSQL, MariaDB/MySQL);
 ``tests/stores`` runs one contract suite over every backend. Nothing outside the store
 modules knows how they keep anything.
@@ -55,6 +56,7 @@ class LogEntry:
     runtime: float | None = None
     message: str | None = None
     exc_text: str | None = None
+    epoch: int | None = None  # the leadership epoch of the replica that logged it
     id: int | None = None
 
     @classmethod
@@ -74,6 +76,7 @@ class LogEntry:
             runtime=_to_seconds(data.get("runtime")),
             message=None if message is None else storable(str(message)),
             exc_text=None if exc_text is None else storable(str(exc_text)),
+            epoch=data.get("epoch"),
             id=data.get("id"),
         )
 
@@ -174,6 +177,12 @@ class LogStore(TemplateRepo):
     @abstractmethod
     def mark_runs_checked(self, until: float) -> None:
         """Every run that started before ``until`` now has an outcome in the log."""
+
+    @abstractmethod
+    def stamp(self, epoch: int) -> None:
+        """Write ``epoch`` on every record accepted from now on. A run's records are kept
+        once each: a second start or a second outcome of one run id is dropped, so a
+        deposed leader's late records cannot make a run look started or ended twice."""
 
     @abstractmethod
     def flush(self, timeout: float) -> bool:
@@ -291,6 +300,10 @@ class DefinitionStore(ABC):
         """Every stored definition (by name), and the session parameters."""
 
     @abstractmethod
+    def load_one(self, name: str) -> StoredDefinition | None:
+        """``name``'s stored definition (None: it has none)."""
+
+    @abstractmethod
     def save(self, definition: StoredDefinition | None, version: Version, *, name: str) -> Version:
         """Replace (or with None, remove) ``name``'s definition and add ``version``, in one
         transaction; returns the version as stored (with its id and time)."""
@@ -311,6 +324,153 @@ class DefinitionStore(ABC):
 
 
 @dataclass(frozen=True)
+class Leadership:
+    """The launch right, as a replica won it."""
+
+    epoch: int  # one more than every epoch before it; written on every record it logs
+    replica: str
+    since: float
+    clean: bool  # the previous leader resigned: nothing of it can still be launching
+
+
+@dataclass(frozen=True)
+class LeaderInfo:
+    """Who leads, as the database says (``replica`` None: nobody yet)."""
+
+    epoch: int
+    replica: str | None
+    since: float | None
+    released: bool
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A start, claimed before the task started: the ``seq``-th start of ``task_name``."""
+
+    task_name: str
+    seq: int
+    run_id: str
+    epoch: int
+    created: float
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What another replica said: a change of ``kind`` (see ``NOTICE_KINDS``) about ``subject``."""
+
+    kind: str
+    subject: str
+
+
+# released: the leader resigned; definitions: a task's definition (subject: its name) or
+# the session parameters ("") changed; events: events were appended; requests: a run or
+# terminate was asked of the leader; answers: a request (subject: its id) was answered;
+# resync: notices may have been missed (after reconnecting): read everything again.
+NOTICE_KINDS = ("released", "definitions", "events", "requests", "answers", "resync")
+
+
+@dataclass(frozen=True)
+class SharedEvent:
+    """An event as every replica reads it, numbered by the database."""
+
+    id: int
+    kind: str
+    task: str | None
+    created: float
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request of a follower for the leader: ``kind`` ("run", "terminate") on ``task``."""
+
+    id: int
+    kind: str
+    task: str
+    payload: dict[str, Any]
+    created: float
+
+
+class CoordinationStore(ABC):
+    """What replicas sharing one database agree through it: which one launches tasks
+    (leadership with an epoch), which starts were claimed, and the notices, events and
+    requests they pass to each other.
+
+    Leadership and ``listen`` belong to one thread (the coordinator's), which owns the
+    connection they need; everything else may be called from any thread. A store whose
+    database cannot be shared (SQLite) leads alone, claims nothing and hears nothing.
+    """
+
+    shared: bool  # several replicas may use the database at once
+
+    @abstractmethod
+    def lead(self, replica: str) -> Leadership | None:
+        """Take the launch right if nobody holds it; None if another replica does."""
+
+    @abstractmethod
+    def confirm(self, epoch: int) -> bool:
+        """Whether the launch right of ``epoch`` is still held (False, never raising, when
+        it cannot be confirmed, the database being away included)."""
+
+    @abstractmethod
+    def resign(self, epoch: int) -> None:
+        """Give the launch right up, saying so (the next leader need not wait)."""
+
+    @abstractmethod
+    def leader(self) -> LeaderInfo: ...
+
+    @abstractmethod
+    def listen(self, timeout: float) -> list[Notice]:
+        """The notices sent since the last call, waiting up to ``timeout`` for one."""
+
+    @abstractmethod
+    def notify(self, kind: str, subject: str = "") -> None: ...
+
+    @abstractmethod
+    def claim(self, task_name: str, seq: int, run_id: str, epoch: int) -> bool:
+        """Record that ``task_name``'s ``seq``-th start is ``run_id``, if ``epoch`` still
+        leads and that start was not claimed already; whether it was recorded."""
+
+    @abstractmethod
+    def last_claims(self) -> dict[str, int]:
+        """Each task's highest claimed ``seq``."""
+
+    @abstractmethod
+    def unrecorded_claims(self, before_epoch: int) -> list[Claim]:
+        """Claims of earlier leaders whose run the log does not show started."""
+
+    @abstractmethod
+    def append_events(self, events: list[tuple[str, str | None, float, dict[str, Any]]]) -> None:
+        """Append events (kind, task, created, data), numbered in the order they commit."""
+
+    @abstractmethod
+    def events_after(self, event_id: int, limit: int) -> list[SharedEvent]: ...
+
+    @abstractmethod
+    def last_event_id(self) -> int: ...
+
+    @abstractmethod
+    def submit(self, kind: str, task: str, payload: dict[str, Any]) -> int:
+        """Ask the leader; the request's id."""
+
+    @abstractmethod
+    def pending_requests(self) -> list[Request]: ...
+
+    @abstractmethod
+    def answer(self, request_id: int, answer: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def answer_of(self, request_id: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def prune(self, now: float) -> None:
+        """Forget old events, requests and claims (the leader calls it now and then)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
 class Stores:
     """Every store of the service, opened on one database."""
 
@@ -318,6 +478,7 @@ class Stores:
     output: OutputStore
     audit: AuditStore
     definitions: DefinitionStore
+    coordination: CoordinationStore
     database: str  # where, for people: the URL with its password hidden
     closer: Callable[[], None]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from control.stores.base import StoreOpenError, Stores
 from control.stores.sql.audit import SQLAuditStore
+from control.stores.sql.coordination import open_coordination
 from control.stores.sql.definitions import SQLDefinitionStore
 from control.stores.sql.engine import create_engine, create_tables, redacted, short
 from control.stores.sql.logs import SQLLogStore
@@ -27,12 +28,14 @@ def open_stores(
     try:
         engine = create_engine(url)
         create_tables(engine, metadata)
+        coordination = open_coordination(engine)
     except (sa.exc.SQLAlchemyError, OSError) as exc:
         raise StoreOpenError(f"cannot open the database {redacted(url)}: {short(exc)}") from exc
     logs = SQLLogStore(engine, retention=retention, stuck_after=stuck_after, start=start_writer)
 
     def close() -> None:
         logs.close()
+        coordination.close()
         engine.dispose()
 
     return Stores(
@@ -40,6 +43,7 @@ def open_stores(
         output=logs,
         audit=SQLAuditStore(engine),
         definitions=SQLDefinitionStore(engine),
+        coordination=coordination,
         database=redacted(url),
         closer=close,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from control.paging import Cursor
 from control.stores.base import DefinitionStore, StoredDefinition, Version, VersionQuery
-from control.stores.sql.engine import matching, newest_first
+from control.stores.sql.engine import matching, newest_first, notify_replicas
 from control.stores.sql.tables import session_parameters, task_definitions, task_versions
 from control.text import storable, storable_json
 
@@ -25,6 +25,12 @@ class SQLDefinitionStore(DefinitionStore):
         definitions = [_definition(row) for row in rows]
         return definitions, {storable(name): storable_json(value) for name, value in params}
 
+    def load_one(self, name: str) -> StoredDefinition | None:
+        stmt = sa.select(task_definitions).where(task_definitions.c.name == name)
+        with self._engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else _definition(row)
+
     def save(self, definition: StoredDefinition | None, version: Version, *, name: str) -> Version:
         now = time.time()
         with self._engine.begin() as conn:
@@ -37,6 +43,7 @@ class SQLDefinitionStore(DefinitionStore):
                 )
             values = {k: v for k, v in vars(version).items() if k != "id"} | {"created": now}
             new_id = conn.execute(task_versions.insert().values(**values)).inserted_primary_key[0]
+            notify_replicas(conn, "definitions", name)
         return Version(**(values | {"id": new_id}))
 
     def versions(self, name: str, query: VersionQuery) -> tuple[list[Version], Cursor | None]:
@@ -59,10 +66,12 @@ class SQLDefinitionStore(DefinitionStore):
         with self._engine.begin() as conn:
             conn.execute(sa.delete(session_parameters).where(session_parameters.c.name == name))
             conn.execute(session_parameters.insert().values(name=name, value=value, updated=time.time()))
+            notify_replicas(conn, "definitions")
 
     def delete_parameter(self, name: str) -> bool:
         with self._engine.begin() as conn:
             result = conn.execute(sa.delete(session_parameters).where(session_parameters.c.name == name))
+            notify_replicas(conn, "definitions")
         return result.rowcount > 0
 
 

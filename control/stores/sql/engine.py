@@ -125,14 +125,21 @@ def delete_in_chunks(engine: sa.Engine, table: sa.Table, where: sa.ColumnElement
             return removed
 
 
-def insert_sql(dialect: sa.Dialect, table: str, fields: tuple[str, ...]) -> str:
-    """A plain INSERT for the driver itself (``exec_driver_sql``), in its parameter style."""
+def insert_sql(
+    dialect: sa.Dialect, table: str, fields: tuple[str, ...], *, skip_duplicates: bool = False
+) -> str:
+    """A plain INSERT for the driver itself (``exec_driver_sql``), in its parameter style;
+    with ``skip_duplicates``, a row a unique index already holds is dropped, not an error
+    (MySQL has no such index here: see ``tables.py``)."""
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{}", "named": ":{}"}
     style = marker.get(dialect.paramstyle)
     if style is None or "{}" in style:
         raise ValueError(f"unsupported parameter style {dialect.paramstyle!r}")
     columns = ", ".join(dialect.identifier_preparer.quote(name) for name in fields)
-    return f"INSERT INTO {table} ({columns}) VALUES ({', '.join([style] * len(fields))})"
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join([style] * len(fields))})"
+    if skip_duplicates and dialect.name in ("postgresql", "sqlite"):
+        sql += " ON CONFLICT DO NOTHING"
+    return sql
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -146,3 +153,13 @@ def short(exc: BaseException) -> str:
     """The first line of an error, bounded: what goes into logs and ``last_error``."""
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+CHANNEL = "rocketry_control"  # where replicas on one PostgreSQL database hear each other
+
+
+def notify_replicas(conn: sa.Connection, kind: str, subject: str = "") -> None:
+    """Tell the other replicas (PostgreSQL ``NOTIFY``, sent when ``conn``'s transaction
+    commits, so a notice never runs ahead of its rows); nothing on other databases."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_notify(CHANNEL, f"{kind}:{subject}")))

@@ -15,6 +15,7 @@ from control.stores.sql.tables import LOG_FIELDS, OUTPUT_FIELDS, log_marks, run_
 from control.stores.sql.writer import RecordWriter
 from control.text import storable
 
+import dataclasses
 import logging
 import math
 import time
@@ -38,6 +39,7 @@ class SQLLogStore(LogStore, OutputStore):
     _retention: Retention = PrivateAttr()
     _insert_log: str = PrivateAttr()
     _insert_output: str = PrivateAttr()
+    _epoch: int | None = PrivateAttr(None)
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class SQLLogStore(LogStore, OutputStore):
         super().__init__(model=LogEntry, id_field="id")
         self._engine = engine
         self._retention = retention or Retention()
-        self._insert_log = insert_sql(engine.dialect, "task_log", LOG_FIELDS)
+        self._insert_log = insert_sql(engine.dialect, "task_log", LOG_FIELDS, skip_duplicates=True)
         self._insert_output = insert_sql(engine.dialect, "run_output", OUTPUT_FIELDS)
         self._writer = RecordWriter(
             write=self._write,
@@ -67,7 +69,12 @@ class SQLLogStore(LogStore, OutputStore):
     # -- writing -------------------------------------------------------------------------
 
     def insert(self, item: LogEntry | OutputLine) -> None:
+        if self._epoch is not None and isinstance(item, LogEntry) and item.epoch is None:
+            item = dataclasses.replace(item, epoch=self._epoch)
         self._writer.add(item)
+
+    def stamp(self, epoch: int) -> None:
+        self._epoch = epoch
 
     def add_output(self, line: OutputLine) -> None:
         self._writer.add(line)
@@ -232,6 +239,7 @@ def _values(entry: LogEntry) -> tuple:
         entry.runtime,
         None if entry.message is None else storable(entry.message),
         None if entry.exc_text is None else storable(entry.exc_text),
+        entry.epoch,
     )
 
 

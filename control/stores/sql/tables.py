@@ -1,5 +1,6 @@
 """The tables of the SQL stores: the log, run output, marks, the audit trail, definitions."""
 
+from control.actions import OUTCOMES
 from control.stores.sql.engine import Id, LongText
 
 import sqlalchemy as sa
@@ -19,6 +20,8 @@ task_log = sa.Table(
     sa.Column("runtime", sa.Double()),
     sa.Column("message", LongText),
     sa.Column("exc_text", LongText),
+    # The leadership epoch of the replica that wrote it (see coordination.py).
+    sa.Column("epoch", sa.BigInteger()),
     # Pages run newest first, by (created, id), with or without a task filter; Rocketry
     # asks for the newest record of a task and action.
     sa.Index("ix_task_log_created", "created", "id"),
@@ -28,7 +31,28 @@ task_log = sa.Table(
     # A run's records share its run id: which runs never got an outcome (after a crash).
     sa.Index("ix_task_log_task_run", "task_name", "run_id", "action"),
 )
-LOG_FIELDS = ("task_name", "action", "created", "run_id", "start", "end", "runtime", "message", "exc_text")
+# A run starts once and ends once, whoever writes late: a deposed leader's records of a run
+# the next leader already settled are dropped (INSERT ... ON CONFLICT DO NOTHING). MySQL has
+# no partial indexes; it is never shared by replicas.
+for _name, _where in (
+    ("ux_task_log_run_started", task_log.c.action == "run"),
+    ("ux_task_log_run_ended", task_log.c.action.in_(OUTCOMES)),
+):
+    sa.Index(_name, task_log.c.run_id, unique=True, postgresql_where=_where, sqlite_where=_where).ddl_if(
+        dialect=("postgresql", "sqlite")
+    )
+LOG_FIELDS = (
+    "task_name",
+    "action",
+    "created",
+    "run_id",
+    "start",
+    "end",
+    "runtime",
+    "message",
+    "exc_text",
+    "epoch",
+)
 
 run_output = sa.Table(
     "run_output",
@@ -103,4 +127,55 @@ session_parameters = sa.Table(
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("value", sa.JSON()),
     sa.Column("updated", sa.Double(), nullable=False),
+)
+
+# -- replicas sharing one database (see coordination.py) -------------------------------
+
+# One row: the current leadership epoch, who holds it, and whether it was given up.
+leadership = sa.Table(
+    "leadership",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("epoch", sa.BigInteger(), nullable=False),
+    sa.Column("replica", sa.String(200)),
+    sa.Column("since", sa.Double()),
+    sa.Column("released", sa.Boolean(), nullable=False),
+)
+
+# Every start, claimed before the task starts: the seq-th start of a task happens once.
+run_claims = sa.Table(
+    "run_claims",
+    metadata,
+    sa.Column("task_name", sa.String(255), primary_key=True),
+    sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("run_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("epoch", sa.BigInteger(), nullable=False),
+    sa.Column("created", sa.Double(), nullable=False),
+    sa.Index("ix_run_claims_epoch", "epoch"),
+)
+
+# The event stream every replica reads, numbered in commit order.
+shared_events = sa.Table(
+    "shared_events",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("task", sa.String(255)),
+    sa.Column("created", sa.Double(), nullable=False),
+    sa.Column("data", sa.JSON(), nullable=False),
+    sa.Index("ix_shared_events_created", "created"),
+)
+
+# Run and terminate requests a follower passes to the leader, and the leader's answers.
+leader_requests = sa.Table(
+    "leader_requests",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("task", sa.String(255), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("created", sa.Double(), nullable=False),
+    sa.Column("answer", sa.JSON()),
+    sa.Column("answered", sa.Double()),
+    sa.Index("ix_leader_requests_open", "answered", "id"),
 )

@@ -1,0 +1,1 @@
+"""Replicas sharing one database: leadership, and what passes between them."""
