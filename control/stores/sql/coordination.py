@@ -25,7 +25,7 @@ from control.stores.base import (
     SharedEvent,
     StoreOpenError,
 )
-from control.stores.sql.engine import CHANNEL, notify_replicas, short
+from control.stores.sql.engine import CHANNEL_SQL, lock_key_sql, notify_replicas, short
 from control.stores.sql.tables import (
     leader_requests,
     leadership,
@@ -44,9 +44,8 @@ import sqlalchemy as sa
 
 logger = logging.getLogger(__name__)
 
-# Advisory lock keys (any two 64-bit numbers this service alone uses).
-_LEADER_KEY = 0x526F636B65747279  # the launch right
-_EVENTS_KEY = 0x526F636B65747278  # appending events, so that ids commit in order
+_LEADER_KEY = lock_key_sql("leader")  # the launch right
+_EVENTS_KEY = lock_key_sql("events")  # appending events, so that ids commit in order
 _STATEMENT_TIMEOUT_MS = 800  # a confirmation slower than this is no confirmation
 _CLAIMS_CHECKED = "claims_checked_epoch"
 _EVENTS_KEPT = 86_400.0  # seconds of shared events kept for resuming streams
@@ -197,7 +196,9 @@ class SharedCoordinationStore(CoordinationStore):
         own = wrapper.driver_connection
         own.autocommit = True
         own.execute(f"SET statement_timeout = {_STATEMENT_TIMEOUT_MS}")
-        own.execute(f"LISTEN {CHANNEL}")
+        own.execute("SET application_name = 'rocketry-control coordinator'")
+        channel = own.execute(f"SELECT {CHANNEL_SQL}").fetchone()[0]
+        own.execute(f'LISTEN "{channel}"')
         self._own, self._own_wrapper = own, wrapper
         return own, True
 
@@ -213,7 +214,7 @@ class SharedCoordinationStore(CoordinationStore):
     def lead(self, replica: str) -> Leadership | None:
         own, _ = self._connection()
         try:
-            if not own.execute("SELECT pg_try_advisory_lock(%s)", (_LEADER_KEY,)).fetchone()[0]:
+            if not own.execute(f"SELECT pg_try_advisory_lock({_LEADER_KEY})").fetchone()[0]:
                 return None
             now = time.time()
             with own.transaction():
@@ -247,8 +248,8 @@ class SharedCoordinationStore(CoordinationStore):
         try:
             own, _ = self._connection()
             own.execute("UPDATE leadership SET released = true WHERE id = 1 AND epoch = %s", (epoch,))
-            own.execute("SELECT pg_advisory_unlock(%s)", (_LEADER_KEY,))
-            own.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "released:"))
+            own.execute(f"SELECT pg_advisory_unlock({_LEADER_KEY})")
+            own.execute(f"SELECT pg_notify({CHANNEL_SQL}, 'released:')")
         except Exception as exc:
             logger.warning("Resigning the leadership failed (it ends with the connection): %s", short(exc))
         finally:
@@ -296,8 +297,9 @@ class SharedCoordinationStore(CoordinationStore):
                 sa.dialects.postgresql.insert(run_claims)
                 .values(task_name=task_name, seq=seq, run_id=run_id, epoch=epoch, created=time.time())
                 .on_conflict_do_nothing()
+                .returning(run_claims.c.run_id)
             )
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(stmt).first() is not None
 
     def last_claims(self) -> dict[str, int]:
         stmt = sa.select(run_claims.c.task_name, sa.func.max(run_claims.c.seq)).group_by(
@@ -334,7 +336,7 @@ class SharedCoordinationStore(CoordinationStore):
             for kind, task, created, data in events
         ]
         with self._engine.begin() as conn:
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_EVENTS_KEY)))
+            conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_EVENTS_KEY})"))
             conn.execute(shared_events.insert(), rows)
             notify_replicas(conn, "events")
 

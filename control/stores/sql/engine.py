@@ -155,11 +155,18 @@ def short(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
-CHANNEL = "rocketry_control"  # where replicas on one PostgreSQL database hear each other
+# Where replicas hear each other, and the names of their advisory locks: per schema, so that
+# deployments in different schemas of one database never mix (in SQL: 'rocketry_control:' || schema).
+CHANNEL_SQL = "'rocketry_control:' || current_schema()"
+
+
+def lock_key_sql(purpose: str) -> str:
+    """The advisory lock key of ``purpose`` (a word) in this schema, as SQL."""
+    return f"hashtext('rocketry_control:{purpose}:' || current_schema())"
 
 
 def notify_replicas(conn: sa.Connection, kind: str, subject: str = "") -> None:
     """Tell the other replicas (PostgreSQL ``NOTIFY``, sent when ``conn``'s transaction
     commits, so a notice never runs ahead of its rows); nothing on other databases."""
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_notify(CHANNEL, f"{kind}:{subject}")))
+        conn.execute(sa.text(f"SELECT pg_notify({CHANNEL_SQL}, :payload)"), {"payload": f"{kind}:{subject}"})
