@@ -27,6 +27,7 @@ class RunRecordFields(BaseModel):
 
 class LogRecordPublic(RunRecordFields):
     id: int
+    epoch: int | None = Field(description="Leadership epoch of the replica that logged it")
 
 
 class LogList(BaseModel):

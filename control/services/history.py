@@ -83,6 +83,7 @@ class HistoryService:
                     runtime=entry.runtime,
                     message=entry.message,
                     exc_text=entry.exc_text,
+                    epoch=entry.epoch,
                 )
                 for entry in page.entries
             ],

@@ -1,34 +1,15 @@
 """Live streams with real clients against the real server: events and run output."""
 
-import json
 import signal
 import time
 
 import httpx
 import pytest
 
+from tests.utils.streams import read_events
 from tests.utils.waiting import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def read_events(response, count, *, kinds=None):
-    """The next ``count`` events of a Server-Sent Events response (of ``kinds`` if given)."""
-    events, current = [], {}
-    for line in response.iter_lines():
-        if line.startswith(":"):
-            continue
-        if not line:
-            if current:
-                if kinds is None or current["event"] in kinds:
-                    events.append(current)
-                current = {}
-                if len(events) == count:
-                    return events
-            continue
-        field, _, value = line.partition(": ")
-        current[field] = json.loads(value) if field == "data" else value
-    return events
 
 
 def subscribers(service):
