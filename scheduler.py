@@ -44,7 +44,7 @@ def create_scheduler(
         session.config.func_run_id = session.scheduler.claims.run_id
     _detach_previous_handlers(session.config.task_logger_basename)
     app = Rocketry(session=session, logger_repo=stores.logs)
-    logging.getLogger(session.config.task_logger_basename).addHandler(LogEventBridge(events))
+    logging.getLogger(session.config.task_logger_basename).addHandler(LogEventBridge(events, stores.logs))
     output = OutputCapture(max_bytes=settings.max_output_bytes, sink=RunOutputSink(stores.output, events))
     output.install(session)
     session.scheduler.processes.output = output

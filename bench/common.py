@@ -69,9 +69,17 @@ def seed(database: Path, *, tasks: int, records_per_task: int = 2, action_cycle=
 class Service:
     """``python main.py`` with the bench tasks; stopped with SIGTERM (killed if need be)."""
 
-    def __init__(self, workdir: Path, *, tasks: int, condition: str = "every 1 hour", env=None):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        tasks: int,
+        condition: str = "every 1 hour",
+        env=None,
+        database: str | None = None,
+    ):
         self.port = free_port()
-        self.database = workdir / f"bench-{tasks}.db"
+        self.database = database or workdir / f"bench-{tasks}.db"
         self.mark_file = workdir / "marks.txt"
         self.env = {
             **os.environ,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from control.actions import ACTIONS
 from control.eventloop import BoundLoop
-from control.stores.base import LogEntry
+from control.stores.base import LogEntry, LogStore
 
 import asyncio
 import itertools
@@ -136,9 +136,10 @@ class EventHub:
 class LogEventBridge(logging.Handler):
     """Publishes every task log record as an event, built as the log store builds its entry."""
 
-    def __init__(self, hub: EventHub):
+    def __init__(self, hub: EventHub, stamped: LogStore):
         super().__init__()
         self._hub = hub
+        self._stamped = stamped  # the store whose epoch every record is written with
         self._formatter = logging.Formatter()  # what the store's RepoHandler formats with
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -162,6 +163,7 @@ class LogEventBridge(logging.Handler):
                 "runtime": entry.runtime,
                 "message": entry.message,
                 "exc_text": entry.exc_text,
+                "epoch": entry.epoch if entry.epoch is not None else self._stamped.epoch,
             },
         )
 

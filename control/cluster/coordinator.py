@@ -62,6 +62,7 @@ class Coordinator:
         self.failed_confirmations = 0
         self.leader_info: LeaderInfo | None = None  # who leads, as last read (followers)
         self._info_at = 0.0
+        self.last_error: str | None = None  # why the database was not reached, until it is again
 
     @property
     def role(self) -> Role:
@@ -111,7 +112,8 @@ class Coordinator:
                 wait = min(max(0.0, due - time.monotonic()), CONFIRM_EVERY)
                 for notice in self.store.listen(timeout=wait):
                     self._hear(notice)
-            except Exception:
+            except Exception as exc:
+                self.last_error = _first_line(exc)
                 logger.exception("Coordination failed; trying again")
                 self._stopping.wait(TRY_EVERY)
 
@@ -124,8 +126,12 @@ class Coordinator:
             if sent < self._confirm_at:
                 return
             self._confirm_at = sent + CONFIRM_EVERY
-            if self.store.confirm(leadership.epoch):
-                self._confirmed_at = sent
+            try:
+                confirmed = self.store.confirm(leadership.epoch)
+            except Exception as exc:
+                self.last_error, confirmed = _first_line(exc), False
+            if confirmed:
+                self._confirmed_at, self.last_error = sent, None
             else:
                 self.failed_confirmations += 1
                 logger.error(
@@ -138,8 +144,9 @@ class Coordinator:
         if time.monotonic() >= self._info_at:
             self._info_at = time.monotonic() + TRY_EVERY
             try:
-                self.leader_info = self.store.leader()
+                self.leader_info, self.last_error = self.store.leader(), None
             except Exception as exc:
+                self.last_error = _first_line(exc)
                 logger.debug("Cannot read who leads: %s", exc)
         if time.monotonic() < self._try_at:
             return
@@ -148,6 +155,7 @@ class Coordinator:
         try:
             won = self.store.lead(self.replica)
         except Exception as exc:
+            self.last_error = _first_line(exc)
             logger.warning("Cannot try for the leadership: %s", exc)
             return
         if won is not None:
@@ -171,3 +179,8 @@ class Coordinator:
         if notice.kind == "released" and self.leadership is None:
             self._try_at = 0.0  # the leader resigned: try at once
         self._loop.call(self._heard, notice)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,11 +23,11 @@ class RunRecordFields(BaseModel):
     runtime: float | None = Field(description="Seconds")
     message: str | None
     exc_text: str | None = Field(description="Traceback of a failure")
+    epoch: int | None = Field(description="Leadership epoch of the replica that logged it")
 
 
 class LogRecordPublic(RunRecordFields):
     id: int
-    epoch: int | None = Field(description="Leadership epoch of the replica that logged it")
 
 
 class LogList(BaseModel):

@@ -62,3 +62,6 @@ class HealthPublic(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
     scheduler: str
     store: StoreHealthPublic
+    coordination_error: str | None = Field(
+        None, description="Replicas: why the shared database cannot be reached (degraded meanwhile)"
+    )

@@ -16,6 +16,7 @@ from control.cluster.events import SharedEvents
 from control.engine.loop import ControlScheduler
 from control.errors import InvalidInputError, LeaderUnavailableError, TaskNotFoundError, TaskStateError
 from control.events import Event, EventHub
+from control.services.common import store_call
 from control.stores.base import CoordinationStore, DefinitionStore, Leadership, Notice, Request
 
 import asyncio
@@ -101,6 +102,9 @@ class ReplicaService:
             "replicated": self.shared,
         }
 
+    def coordination_error(self) -> str | None:
+        return self.coordinator.last_error if self.shared else None
+
     # -- asking the leader (followers) ---------------------------------------------------
 
     def must_ask(self) -> bool:
@@ -110,10 +114,10 @@ class ReplicaService:
     async def ask(self, kind: str, task: str, payload: dict[str, Any]) -> dict[str, Any]:
         """The leader's answer to ``kind`` on ``task`` (raising what it raised)."""
         loop = asyncio.get_running_loop()
-        request_id = await asyncio.to_thread(self._store.submit, kind, task, payload)
+        request_id = await store_call(self._store.submit, kind, task, payload)
         waiting = self._waiting[request_id] = loop.create_future()
         try:
-            answer = await asyncio.to_thread(self._store.answer_of, request_id)  # answered already?
+            answer = await store_call(self._store.answer_of, request_id)  # answered already?
             if answer is None:
                 answer = await asyncio.wait_for(waiting, ASK_TIMEOUT)
         except TimeoutError:

@@ -77,8 +77,14 @@ class SessionService:
         if state != "running":
             status = "unavailable"
         else:
-            status = "ok" if store.status == "ok" else "degraded"
-        return HealthPublic(status=status, scheduler=state, store=_store_health(store))
+            reachable = self._replicas.coordination_error() is None
+            status = "ok" if store.status == "ok" and reachable else "degraded"
+        return HealthPublic(
+            status=status,
+            scheduler=state,
+            store=_store_health(store),
+            coordination_error=self._replicas.coordination_error(),
+        )
 
     def request_shutdown(self) -> None:
         self._scheduler.request_stop()

@@ -65,7 +65,7 @@ class TaskViews:
             disabled=task.disabled,
             overridden=catalog.overridden(task.name),
             status="queued" if task.name in scheduler.queued else task.status,
-            is_running=task.is_alive(),
+            is_running=task.is_alive() or self._runs_on_the_leader(task),
             next_run=utc(self.next_run(task, deadline=deadline)),
             last_run=utc(task._last_run),
             last_success=utc(task._last_success),
@@ -73,6 +73,11 @@ class TaskViews:
             last_terminate=utc(task._last_terminate),
             last_crash=utc(task._last_crash),
         )
+
+    def _runs_on_the_leader(self, task: Task) -> bool:
+        """On a follower: the leader's records say the task runs (it runs there, not here)."""
+        scheduler = self._scheduler
+        return scheduler.gate.shared and scheduler.epoch is None and task.status == "run"
 
     def listing_json(self) -> bytes:
         """``TaskList`` as JSON, each task's part kept until it changes."""

@@ -184,6 +184,11 @@ class LogStore(TemplateRepo):
         once each: a second start or a second outcome of one run id is dropped, so a
         deposed leader's late records cannot make a run look started or ended twice."""
 
+    @property
+    @abstractmethod
+    def epoch(self) -> int | None:
+        """The epoch last given to ``stamp`` (None before)."""
+
     @abstractmethod
     def flush(self, timeout: float) -> bool:
         """Wait until every record accepted so far is durable; False on timeout."""

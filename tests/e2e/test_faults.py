@@ -125,6 +125,45 @@ def assert_outage_and_recovery(service, begin_outage, end_outage):
     assert len(service.logs(task="quick")) == before + 6
 
 
+def role(service):
+    return service.client.get("/session").json()["role"]
+
+
+def assert_leader_outage_and_recovery(service, begin_outage, end_outage):
+    """On PostgreSQL the service is a replica: without the database it cannot confirm its
+    leadership, so it stops launching (another replica may be taking over) while it goes on
+    answering; once the database is back it leads again and nothing was lost."""
+    service.wait_healthy()
+    wait_until(lambda: role(service) == "leader", what="leading")
+    service.client.post("/tasks/quick/run")
+    service.wait_task("quick", lambda t: t["status"] == "success")
+    before = len(service.logs(task="quick"))
+    begin_outage()
+    try:
+        wait_until(
+            lambda: service.client.get("/session").json()["role"] != "leader", timeout=5, what="stepped down"
+        )
+        health = wait_until(
+            lambda: (h := service.client.get("/health").json())["status"] == "degraded" and h,
+            timeout=30,
+            what="health degraded",
+        )
+        assert health["scheduler"] == "running", health
+        assert service.client.get("/tasks").status_code == 200
+        refused = service.client.post("/tasks/quick/run")
+        assert refused.status_code == 503, refused.text
+    finally:
+        end_outage()
+    wait_until(lambda: service.client.get("/health").json()["status"] == "ok", timeout=30, what="store back")
+    wait_until(
+        lambda: service.client.get("/session").json()["role"] == "leader", timeout=10, what="leading again"
+    )
+    assert service.client.post("/tasks/quick/run").status_code == 202
+    wait_until(lambda: len(service.logs(task="quick")) == before + 2, what="the run after the outage")
+    store = service.client.get("/session").json()["store"]
+    assert store["pending"] == 0 and store["lost"] == 0
+
+
 def test_sqlite_locked_by_another_process_degrades_then_recovers(start, tmp_path):
     service = start()
     holder = {}
@@ -167,7 +206,7 @@ def test_postgresql_refusing_the_service_degrades_then_recovers(start):
 
     try:
         service = start(database=database)
-        assert_outage_and_recovery(service, refuse, allow)
+        assert_leader_outage_and_recovery(service, refuse, allow)
         service.stop()
     finally:
         with admin.connect() as conn:

@@ -76,6 +76,10 @@ class SQLLogStore(LogStore, OutputStore):
     def stamp(self, epoch: int) -> None:
         self._epoch = epoch
 
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch
+
     def add_output(self, line: OutputLine) -> None:
         self._writer.add(line)
 
