@@ -11,6 +11,7 @@ from control.events import EventHub, LogEventBridge, RunOutputSink
 from control.settings import Settings
 from control.stores.base import Stores
 
+import functools
 import logging
 
 from rocketry import Rocketry
@@ -42,6 +43,9 @@ def create_scheduler(
         # Replicas: every start is claimed in the database first, with the run id it gets.
         session.scheduler.claims = Claims(stores.coordination)
         session.config.func_run_id = session.scheduler.claims.run_id
+    # Runs on Celery workers: the broker is reached only once some task runs there.
+    session.scheduler.remote.store = stores.remote
+    session.scheduler.remote.connect_with = functools.partial(celery_dispatcher, settings, stores.remote)
     _detach_previous_handlers(session.config.task_logger_basename)
     app = Rocketry(session=session, logger_repo=stores.logs)
     logging.getLogger(session.config.task_logger_basename).addHandler(LogEventBridge(events, stores.logs))
@@ -53,6 +57,13 @@ def create_scheduler(
     if batch is not None:
         add_batch_task(session, batch, size=settings.batch_size, every=settings.batch_every)
     return app
+
+
+def celery_dispatcher(settings: Settings, store, watched):
+    from control.workers.app import make_app  # Celery is imported only when used
+    from control.workers.dispatch import CeleryDispatcher
+
+    return CeleryDispatcher(make_app(settings.celery_broker, settings.celery_queue), store, watched=watched)
 
 
 def _detach_previous_handlers(logger_name: str) -> None:

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         description="This replica's name among replicas sharing a PostgreSQL database (default host:port)",
     )
 
+    celery_broker: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672//",
+        max_length=2000,
+        description="Broker of the Celery workers that run `execution: celery` tasks (RabbitMQ or Redis URL)",
+    )
+    celery_queue: str = Field("rocketry-control", max_length=200, description="Celery queue the runs go to")
+
     def replica_name(self) -> str:
         return self.replica or f"{socket.gethostname()}:{self.port}"
 

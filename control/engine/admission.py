@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from rocketry.core import Task
 
-_CONCURRENT = ("thread", "async", "process")
+_CONCURRENT = ("thread", "async", "process", "celery")
 
 
 @dataclass(frozen=True)

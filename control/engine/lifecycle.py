@@ -31,7 +31,9 @@ async def start_up(scheduler: ControlScheduler) -> None:
     scheduler.startup_time = session._get_datetime_now()
     try:
         # With replicas, runs cut short are settled by whichever replica leads (take_over).
-        await restore.restore(session, log=scheduler._log, settle=not scheduler.gate.shared)
+        await restore.restore(
+            session, log=scheduler._log, settle=not scheduler.gate.shared, adopt=scheduler.remote.adopt
+        )
     except Exception:
         logger.exception("Restoring the tasks' state from the log failed")
     leadership = scheduler.gate.leadership
@@ -39,6 +41,8 @@ async def start_up(scheduler: ControlScheduler) -> None:
         scheduler.epoch = leadership.epoch  # alone, it leads from the start
         if isinstance(session.get_repo(), LogStore):
             session.get_repo().stamp(leadership.epoch)
+    if scheduler.remote.used():
+        scheduler.remote.connect()  # so that /health says at once whether the broker is there
     if scheduler.gate.shared:
         hooker.postrun()
         scheduler.logger.info("Startup complete; following until this replica leads.")
@@ -73,7 +77,7 @@ async def take_over(scheduler: ControlScheduler, epoch: int) -> None:
         await scheduler.claims.take_over(epoch, crashed=lambda *run: restore.log_claimed_crash(session, *run))
         if isinstance(repo, LogStore):
             await asyncio.to_thread(repo.flush, 5.0)  # read back below
-    await restore.restore(session, log=scheduler._log)
+    await restore.restore(session, log=scheduler._log, adopt=scheduler.remote.adopt)
     scheduler.epoch = epoch
     for task in session.tasks:
         scheduler.planner.touch(task.name)
@@ -103,6 +107,7 @@ async def shut_down(scheduler: ControlScheduler) -> None:
     except Exception:
         logger.exception("Giving up the leadership failed (it ends with the connection)")
     if scheduler.gate.shared and leading is None:
+        scheduler.remote.close()
         hooker.postrun()
         scheduler.logger.info("Scheduler stopped")
         return
@@ -116,6 +121,7 @@ async def shut_down(scheduler: ControlScheduler) -> None:
         scheduler.abandoned += await scheduler.runs.end_all(within=max(0.0, deadline - time.monotonic()))
         scheduler.processes.receive()
     finally:
+        scheduler.remote.close()
         hooker.postrun()
         scheduler.logger.info("Scheduler stopped")
 

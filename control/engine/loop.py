@@ -23,6 +23,7 @@ from control.engine.admission import (
 from control.engine.claims import Claims
 from control.engine.planner import CycleTimes, Planner, RecordListener, Verdict, order_key
 from control.engine.processes import ProcessSupervisor
+from control.engine.remote import RemoteRuns
 from control.engine.runs import Runs
 from control.eventloop import BoundLoop
 
@@ -85,7 +86,8 @@ class ControlScheduler(Scheduler):
         self.planner = Planner(session, poll_interval=session.config.cycle_sleep)
         self.overlap = OverlapPolicies()
         self.processes = ProcessSupervisor(session, self._log_queue, log=self._log)
-        self.runs = Runs(session, self.processes, log=self._log, ended=self._run_ended)
+        self.remote = RemoteRuns(session, None, log=self._log)  # its store is given by the app
+        self.runs = Runs(session, self.processes, self.remote, log=self._log, ended=self._run_ended)
         self.abandoned: list[str] = []
         # With replicas: whether this one may launch (cluster.Coordinator), its claims of
         # starts, and the epoch it leads with once it took over (None while following).
@@ -353,8 +355,11 @@ class ControlScheduler(Scheduler):
 
     async def run_task(self, task: Task, *args, **kwargs) -> None:
         try:
-            if task.get_execution() == "process":
+            execution = task.get_execution()
+            if execution == "process":
                 self.processes.start(task)
+            elif execution == "celery":
+                self.remote.start(task)
             else:
                 await super().run_task(task, *args, **kwargs)
         except (SchedulerExit, SchedulerRestart):

@@ -16,6 +16,7 @@ from control.stores.base import OutputLine
 from control.text import storable
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import os
@@ -56,6 +57,11 @@ class OutputCapture:
     def install(self, session) -> None:
         """Route the process's stdout, stderr and root logger through this capture, and mark
         the session's runs. A later capture (another app in the same process) takes over."""
+        self.install_streams()
+        session.hooks.task_execute.append(self.hook)
+
+    def install_streams(self) -> None:
+        """Route the process's stdout, stderr and root logger through this capture."""
         for name in ("stdout", "stderr"):
             current = getattr(sys, name)
             if isinstance(current, _Router):
@@ -65,7 +71,17 @@ class OutputCapture:
         root = logging.getLogger()
         root.handlers = [h for h in root.handlers if not isinstance(h, _LogRouter)]
         root.addHandler(_LogRouter(self))
-        session.hooks.task_execute.append(self.hook)
+
+    @contextlib.contextmanager
+    def capturing(self, task_name: str, run_id: str):
+        """What the code in this block writes is the output of run ``run_id`` (a worker's run)."""
+        run = _Run(task_name, run_id)
+        token = _current.set(run)
+        try:
+            yield
+        finally:
+            self._finish(run)
+            _current.reset(token)
 
     def hook(self, task=TaskArg()):  # noqa: B008  (Rocketry's argument marker)
         """Rocketry's task_execute hook: runs in the run's own thread, task or process."""

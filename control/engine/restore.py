@@ -10,7 +10,7 @@ from control.stores.base import LogEntry, LogStore
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from rocketry.core import Task
 
@@ -19,10 +19,17 @@ logger = logging.getLogger(__name__)
 _SLICE = 0.004  # longest stretch of work before the API gets the loop back
 
 
-async def restore(session, *, log: Callable[..., None], settle: bool = True) -> None:
+async def restore(
+    session,
+    *,
+    log: Callable[..., None],
+    settle: bool = True,
+    adopt: Callable[[list[LogEntry]], Awaitable[set[str]]] | None = None,
+) -> None:
     """Restore every task of ``session`` from its log store; ``log(task, method, ...)`` logs
     for a task as the scheduler does. With ``settle``, runs the log shows cut short get
-    their crash record; without (a replica that does not lead), only the state is read."""
+    their crash record, except those ``adopt`` follows on (runs on workers, which go on
+    without the service); without (a replica that does not lead), only the state is read."""
     repo = session.get_repo()
     if not isinstance(repo, LogStore):
         for task in list(session.tasks):
@@ -33,8 +40,11 @@ async def restore(session, *, log: Callable[..., None], settle: bool = True) -> 
     # No run of this scheduler has started yet: every run before now is in the log.
     checked_until = session.get_time()
     unfinished: dict[str, list[LogEntry]] = {}
-    for entry in await asyncio.to_thread(repo.unfinished_runs) if settle else ():
-        unfinished.setdefault(entry.task_name, []).append(entry)
+    entries = await asyncio.to_thread(repo.unfinished_runs) if settle else []
+    adopted = await adopt(entries) if adopt is not None and entries else set()
+    for entry in entries:
+        if entry.run_id not in adopted:
+            unfinished.setdefault(entry.task_name, []).append(entry)
     slice_began = time.perf_counter()
     for task in list(session.tasks):
         times = latest.get(task.name, {})
@@ -43,7 +53,9 @@ async def restore(session, *, log: Callable[..., None], settle: bool = True) -> 
         cut_short = unfinished.pop(task.name, [])
         for entry in cut_short:
             log_crash(session, task.name, entry, task=task)
-        if times and not cut_short:
+        if any(run.is_alive() for run in task._run_stack):
+            task.status = "run"  # adopted: it runs on a worker
+        elif times and not cut_short:
             status = max(times, key=times.get)
             if status == "run" and settle:
                 log(task, "log_crash")  # a record from before runs had ids

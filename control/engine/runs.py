@@ -5,6 +5,7 @@ noticing when a task's last run has ended."""
 from __future__ import annotations
 
 from control.engine.processes import GRACE, ProcessSupervisor
+from control.engine.remote import RemoteRuns, is_remote
 
 import asyncio
 import logging
@@ -25,12 +26,14 @@ class Runs:
         self,
         session,
         processes: ProcessSupervisor,
+        remote: RemoteRuns,
         *,
         log: Callable[..., None],
         ended: Callable[[str], None],
     ):
         self.session = session
         self.processes = processes
+        self.remote = remote
         self._log = log
         self._ended = ended
         self.active: dict[str, Task] = {}  # tasks with runs on their stack
@@ -88,13 +91,16 @@ class Runs:
                 continue
             if reason is not None:
                 await self.terminate(task, run, reason)
-            elif not task.permanent and now - run.start > timeout:
+            elif not task.permanent and not is_remote(run) and now - run.start > timeout:
+                # A run on a worker has its timeout applied there (see RemoteRuns).
                 await self.terminate(task, run, "timeout")
         task.force_termination = False
 
     async def terminate(self, task: Task, run: TaskRun, reason: str) -> None:
         if run.is_process:
             await self.processes.terminate(task, run, reason)
+        elif is_remote(run):
+            await self.remote.terminate(task, run, reason)
         elif run.is_async:
             run.task.cancel()
             # The task logs its own termination when the cancellation reaches it, unless it
@@ -128,6 +134,7 @@ class Runs:
         still alive then (threads that do not poll their flag) are logged as abandoned.
         Returns the names of their tasks."""
         deadline = time.monotonic() + within
+        self.remote.let_go_all()  # runs on workers go on; the next leader follows them
         for task in list(self.running_tasks()):
             await self.terminate_task(task, "scheduler stopped")
         while self.n_alive and time.monotonic() < deadline:

@@ -2,8 +2,10 @@
 
 import functools
 import platform
+from typing import Literal
 
 import rocketry.core.task
+from pydantic.v1.fields import ModelField
 from rocketry import Session
 from rocketry.core import Task
 from rocketry.time import Cron
@@ -26,6 +28,24 @@ _build_cron_periods = Cron.get_subperiod
 Cron.get_subperiod = lambda self: _cron_periods(
     self.minute, self.hour, self.day_of_month, self.month, self.day_of_week
 )
+
+
+def _widen_execution(cls: type[Task]) -> None:
+    """Let ``execution`` be ``celery`` too (a run on a worker, see ``remote.py``), on Task
+    and every subclass (each keeps its own copy of the field)."""
+    old = cls.__fields__["execution"]
+    cls.__fields__["execution"] = ModelField.infer(
+        name="execution",
+        value=old.default,
+        annotation=Literal["main", "async", "thread", "process", "celery"] | None,
+        class_validators=old.class_validators,
+        config=cls.__config__,
+    )
+    for subclass in cls.__subclasses__():
+        _widen_execution(subclass)
+
+
+_widen_execution(Task)
 
 
 class TaskSet(set):

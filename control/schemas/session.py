@@ -65,3 +65,6 @@ class HealthPublic(BaseModel):
     coordination_error: str | None = Field(
         None, description="Replicas: why the shared database cannot be reached (degraded meanwhile)"
     )
+    broker_error: str | None = Field(
+        None, description="Why the Celery broker cannot be reached while some task runs on Celery (degraded)"
+    )

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-Execution = Literal["main", "async", "thread", "process"]
+Execution = Literal["main", "async", "thread", "process", "celery"]
 Origin = Literal["code", "runtime"]
-EditableExecution = Literal["async", "thread", "process"]
+EditableExecution = Literal["async", "thread", "process", "celery"]
 
 
 def _not_dots(name: str) -> str:

@@ -102,6 +102,13 @@ class TaskBuilder:
             )
         if execution == "process" and getattr(takes, "__name__", None) == "<lambda>":
             raise InvalidInputError("a lambda cannot run in a process", field="execution", value=execution)
+        if execution == "celery" and not (callable(takes) and "<" not in getattr(takes, "__qualname__", "<")):
+            raise InvalidInputError(
+                "only a function a worker can import (defined at the top of a module of an "
+                "allowed package) may run on Celery; commands and lambdas cannot",
+                field="execution",
+                value=execution,
+            )
         if values.get("parameters"):
             check_parameters(takes, values["parameters"], name=task.name if task is not None else "the task")
         return values

@@ -77,14 +77,22 @@ class SessionService:
         if state != "running":
             status = "unavailable"
         else:
-            reachable = self._replicas.coordination_error() is None
+            reachable = self._replicas.coordination_error() is None and self._broker_error() is None
             status = "ok" if store.status == "ok" and reachable else "degraded"
         return HealthPublic(
             status=status,
             scheduler=state,
             store=_store_health(store),
             coordination_error=self._replicas.coordination_error(),
+            broker_error=self._broker_error(),
         )
+
+    def _broker_error(self) -> str | None:
+        """Why the Celery broker cannot be reached, while some task runs on Celery."""
+        remote = self._scheduler.remote
+        if remote.dispatcher is None or not remote.used():
+            return None
+        return remote.dispatcher.last_error
 
     def request_shutdown(self) -> None:
         self._scheduler.request_stop()

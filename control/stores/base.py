@@ -475,6 +475,57 @@ class CoordinationStore(ABC):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteRun:
+    """A run sent to a worker, as the database last heard of it. ``started`` and ``beat``
+    are set by the worker that took it (``beat`` every few seconds while it runs);
+    ``outcome`` (success, fail or terminate) once it ended, with ``ended``."""
+
+    run_id: str
+    task_name: str
+    sent: float
+    worker: str | None = None
+    started: float | None = None
+    beat: float | None = None
+    outcome: str | None = None
+    ended: float | None = None
+    message: str | None = None
+    exc_text: str | None = None
+
+
+class RemoteRunStore(ABC):
+    """Runs on workers (Celery): sent by the leader, taken, kept alive and ended by a
+    worker, settled (logged, then forgotten) by whichever replica leads."""
+
+    @abstractmethod
+    def sent(self, run_id: str, task_name: str, when: float) -> None:
+        """The run is about to be sent; recorded first, so a new leader knows it is remote."""
+
+    @abstractmethod
+    def take(self, run_id: str, worker: str, when: float) -> bool:
+        """A worker starts the run: False if it was taken already or forgotten (revoked,
+        timed out), and then the worker must not run it."""
+
+    @abstractmethod
+    def beat(self, run_ids: list[str], when: float) -> None:
+        """The worker still runs these."""
+
+    @abstractmethod
+    def end(
+        self, run_id: str, outcome: str, when: float, *, message: str | None, exc_text: str | None
+    ) -> None:
+        """The worker's outcome of the run (kept until a leader settles it)."""
+
+    @abstractmethod
+    def states(self, run_ids: list[str]) -> list[RemoteRun]:
+        """What is known of these runs (those forgotten are missing)."""
+
+    @abstractmethod
+    def forget(self, run_id: str, *, unless_taken: bool = False) -> bool:
+        """Settled: forget the run (with ``unless_taken``, only if no worker took it).
+        False when nothing was forgotten."""
+
+
 @dataclass(frozen=True)
 class Stores:
     """Every store of the service, opened on one database."""
@@ -484,9 +535,22 @@ class Stores:
     audit: AuditStore
     definitions: DefinitionStore
     coordination: CoordinationStore
+    remote: RemoteRunStore
     database: str  # where, for people: the URL with its password hidden
     closer: Callable[[], None]
 
     def close(self) -> None:
         """Write what is pending (best effort) and release the database."""
+        self.closer()
+
+
+@dataclass(frozen=True)
+class WorkerStores:
+    """What a worker writes: its runs' output, and their states."""
+
+    output: OutputStore
+    remote: RemoteRunStore
+    closer: Callable[[], None]
+
+    def close(self) -> None:
         self.closer()

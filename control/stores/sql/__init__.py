@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from control.stores.base import StoreOpenError, Stores
+from control.stores.base import StoreOpenError, Stores, WorkerStores
 from control.stores.sql.audit import SQLAuditStore
 from control.stores.sql.coordination import open_coordination
 from control.stores.sql.definitions import SQLDefinitionStore
 from control.stores.sql.engine import create_engine, create_tables, redacted, short
 from control.stores.sql.logs import SQLLogStore
+from control.stores.sql.remote import SQLRemoteRunStore
 from control.stores.sql.retention import Retention
-from control.stores.sql.tables import metadata
+from control.stores.sql.tables import metadata, remote_runs
 
 import sqlalchemy as sa
 
-__all__ = ["Retention", "open_stores"]
+__all__ = ["Retention", "open_stores", "open_worker_stores"]
 
 
 def open_stores(
@@ -44,6 +45,27 @@ def open_stores(
         audit=SQLAuditStore(engine),
         definitions=SQLDefinitionStore(engine),
         coordination=coordination,
+        remote=SQLRemoteRunStore(engine),
         database=redacted(url),
         closer=close,
     )
+
+
+def open_worker_stores(url: str) -> WorkerStores:
+    """The stores a worker writes to, on the service's database (made by the service: a
+    worker never changes the schema, and takes no part in leading)."""
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(sa.select(remote_runs.c.run_id).limit(1))
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        raise StoreOpenError(
+            f"cannot use the database {redacted(url)} (start the service on it first): {short(exc)}"
+        ) from exc
+    output = SQLLogStore(engine)
+
+    def close() -> None:
+        output.close()
+        engine.dispose()
+
+    return WorkerStores(output=output, remote=SQLRemoteRunStore(engine), closer=close)

@@ -179,3 +179,19 @@ leader_requests = sa.Table(
     sa.Column("answered", sa.Double()),
     sa.Index("ix_leader_requests_open", "answered", "id"),
 )
+
+# Runs sent to workers (Celery): see remote.py.
+remote_runs = sa.Table(
+    "remote_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("task_name", sa.String(255), nullable=False),
+    sa.Column("sent", sa.Double(), nullable=False),
+    sa.Column("worker", sa.String(255)),
+    sa.Column("started", sa.Double()),
+    sa.Column("beat", sa.Double()),
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("ended", sa.Double()),
+    sa.Column("message", LongText),
+    sa.Column("exc_text", LongText),
+)
