@@ -222,6 +222,7 @@ def _payload(event: Event) -> BaseModel:
             runtime=data.get("runtime"),
             message=data.get("message"),
             exc_text=data.get("exc_text"),
+            epoch=data.get("epoch"),
         )
     if event.kind == "output":
         return OutputEventPublic(**common, task_name=event.task, **data)

@@ -90,9 +90,10 @@ class SessionService:
     def _broker_error(self) -> str | None:
         """Why the Celery broker cannot be reached, while some task runs on Celery."""
         remote = self._scheduler.remote
-        if remote.dispatcher is None or not remote.used():
+        if not remote.used():
             return None
-        return remote.dispatcher.last_error
+        dispatcher = remote.connect()  # a task was just moved to Celery: watch the broker from now
+        return dispatcher.last_error if dispatcher is not None else None
 
     def request_shutdown(self) -> None:
         self._scheduler.request_stop()

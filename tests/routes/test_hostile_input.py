@@ -181,6 +181,7 @@ async def test_command_tasks_take_only_the_parameters_they_declare(tmp_path):
         for refused in (
             {"name": "c2", "command": echo, "arguments": {"v": {"type": "boolean"}}},
             {"name": "c3", "command": echo, "execution": "async"},
+            {"name": "c6", "command": echo, "execution": "celery"},
             {"name": "c4", "func": "tests.support_tasks.probes:quick", "arguments": {"a": {}}},
             {"name": "c5", "command": echo, "arguments": {"x": {"option": "--x; rm"}}},
         ):

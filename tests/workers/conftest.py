@@ -1,0 +1,43 @@
+"""Celery tests: the real service, real workers, the real broker (RabbitMQ by default)."""
+
+import pytest
+from kombu import Connection
+
+from tests.e2e.conftest import start  # noqa: F401  (the fixture)
+from tests.utils.workers import BROKER_URL, CeleryWorker, broker_available, celery_env, new_queue
+
+
+@pytest.fixture
+def celery_up(tmp_path, start):  # noqa: F811
+    """``celery_up(workers=1, broker=..., database=...)``: a service and its workers on a queue
+    of their own; all stopped, and the queue deleted, after the test."""
+    if not broker_available():
+        pytest.skip(f"no Celery broker at {BROKER_URL}")
+    workers: list[CeleryWorker] = []
+    queues: list[str] = []
+
+    def _up(*, workers_count: int = 1, broker: str = BROKER_URL, database: str | None = None, env=None):
+        queue = new_queue()
+        queues.append(queue)
+        database = database or str(tmp_path / "service.db")
+        service = start(
+            database=database,
+            env={**celery_env(database=database, queue=queue, broker=broker), **(env or {})},
+        )
+        worker_env = celery_env(database=database, queue=queue)  # workers reach the broker directly
+        started = [
+            CeleryWorker(tmp_path, worker_env, name=f"w{i}-{queue[-8:]}").start()
+            for i in range(workers_count)
+        ]
+        workers.extend(started)
+        return service, started
+
+    yield _up
+    for worker in workers:
+        worker.stop()
+    with Connection(BROKER_URL) as connection:
+        for queue in queues:
+            try:
+                connection.default_channel.queue_delete(queue)
+            except Exception:
+                pass
