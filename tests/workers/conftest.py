@@ -16,21 +16,21 @@ def celery_up(tmp_path, start):  # noqa: F811
     workers: list[CeleryWorker] = []
     queues: list[str] = []
 
-    def _up(*, workers_count: int = 1, broker: str = BROKER_URL, database: str | None = None, env=None):
+    def _up(
+        *, workers_count: int = 1, broker: str = BROKER_URL, database: str | None = None, env=None, replicas=1
+    ):
         queue = new_queue()
         queues.append(queue)
         database = database or str(tmp_path / "service.db")
-        service = start(
-            database=database,
-            env={**celery_env(database=database, queue=queue, broker=broker), **(env or {})},
-        )
+        service_env = {**celery_env(database=database, queue=queue, broker=broker), **(env or {})}
+        services = [start(database=database, env=service_env) for _ in range(replicas)]
         worker_env = celery_env(database=database, queue=queue)  # workers reach the broker directly
         started = [
             CeleryWorker(tmp_path, worker_env, name=f"w{i}-{queue[-8:]}").start()
             for i in range(workers_count)
         ]
         workers.extend(started)
-        return service, started
+        return (services[0] if replicas == 1 else services), started
 
     yield _up
     for worker in workers:

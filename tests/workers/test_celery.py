@@ -4,6 +4,7 @@ output, failures, timeouts, terminations, workers that die and a broker that goe
 import httpx
 import pytest
 
+from tests.utils.replicas import wait_leader
 from tests.utils.streams import read_events
 from tests.utils.waiting import wait_until
 from tests.utils.workers import BROKER_URL, Forwarder
@@ -152,3 +153,23 @@ def test_a_code_task_moved_to_celery_runs_on_a_worker(celery_up):
     assert moved.status_code == 200 and moved.json()["execution"] == "celery", moved.text
     assert service.client.post("/tasks/quick/run").status_code == 202
     assert wait_until(lambda: outcome(service, "quick"), timeout=20)["action"] == "success"
+
+
+@pytest.mark.postgres
+def test_a_run_on_a_worker_outlives_its_leader_and_the_next_one_logs_its_outcome(
+    celery_up, postgres_schema_url
+):
+    group, _ = celery_up(database=postgres_schema_url, replicas=2)
+    leader = wait_leader(group)
+    follower = next(replica for replica in group if replica is not leader)
+    create(follower, "remote_span", "ticker", parameters={"count": 40, "pause": 0.1})
+    assert follower.client.post("/tasks/remote_span/run").status_code == 202
+    run_id = follower.logs(task="remote_span")[0]["run_id"]
+    output = f"/tasks/remote_span/runs/{run_id}/output"
+    wait_until(lambda: follower.client.get(output).json()["lines"], timeout=20, what="the run going on")
+    leader.process.kill()
+    wait_leader([follower], timeout=10)
+    record = wait_until(lambda: outcome(follower, "remote_span", run_id), timeout=30, what="the outcome")
+    assert record["action"] == "success", record  # not a crash: the worker went on
+    assert len(follower.client.get(output).json()["lines"]) == 40
+    assert [r["action"] for r in follower.logs(task="remote_span")] == ["success", "run"]
