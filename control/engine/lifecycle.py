@@ -92,7 +92,10 @@ async def step_down(scheduler: ControlScheduler) -> None:
         task.batches.clear()
         task.force_run = False
     scheduler.queued.clear()
-    scheduler.abandoned += await scheduler.runs.end_all(within=scheduler.shutdown_timeout)
+    # Deposed: another replica leads, and follows the runs on workers from now.
+    scheduler.abandoned += await scheduler.runs.end_all(
+        within=scheduler.shutdown_timeout, settle_remote=False
+    )
     scheduler.processes.receive()
     scheduler.logger.warning("No longer leading: following")
 

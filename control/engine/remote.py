@@ -39,7 +39,9 @@ LATE = 10.0  # beyond its timeout, a run the worker did not end is given up
 class Dispatcher(Protocol):
     """Sends and revokes runs off the event loop (``control.workers.dispatch``)."""
 
-    def send(self, run_id: str, task_name: str, payload: dict[str, Any], timeout: float) -> None: ...
+    def send(
+        self, run_id: str, task_name: str, payload: dict[str, Any], timeout: float, *, again: bool = False
+    ) -> None: ...
 
     def revoke(self, run_id: str) -> None: ...
 
@@ -54,6 +56,7 @@ class RemoteHandle:
     def __init__(self, run_id: str):
         self.run_id = run_id
         self.done = False
+        self.recorded = False  # the store has its row (it is written off the loop, after the start)
         self.started: float | None = None  # when a worker took it (as the store says)
 
     def is_alive(self) -> bool:
@@ -131,12 +134,18 @@ class RemoteRuns:
     async def _poll(self) -> None:
         while self._followed:
             await asyncio.sleep(POLL)
-            try:
-                states = await asyncio.to_thread(self.store.states, list(self._followed))
-            except Exception as exc:
-                logger.warning("Cannot read the state of runs on workers: %s", exc)
-                continue
-            self.apply(states, now=time.time())
+            await self.poll_once()
+
+    async def poll_once(self) -> None:
+        """Read the followed runs' states and settle what they say."""
+        if not self._followed:
+            return
+        try:
+            states = await asyncio.to_thread(self.store.states, list(self._followed))
+        except Exception as exc:
+            logger.warning("Cannot read the state of runs on workers: %s", exc)
+            return
+        self.apply(states, now=time.time())
 
     def apply(self, states: list[RemoteRun], *, now: float) -> None:
         """Settle what ``states`` say ended; runs missing from them were settled elsewhere."""
@@ -144,9 +153,12 @@ class RemoteRuns:
         for run_id, (task, run) in list(self._followed.items()):
             state = known.get(run_id)
             if state is None:
-                self._let_go(run_id)  # forgotten: settled by a terminate, or another leader
+                if run.task.recorded:
+                    self._let_go(run_id)  # forgotten: settled by a terminate, or another leader
+                elif now - run.start > _timeout(self.session, task):
+                    self._give_up(task, run, "timeout: it could not be sent to a worker")
                 continue
-            run.task.started = state.started
+            run.task.recorded, run.task.started = True, state.started
             if state.outcome is not None:
                 self._settle(task, run, state.outcome, state.ended or now, state.message, state.exc_text)
             elif state.started is None:
@@ -239,10 +251,18 @@ class RemoteRuns:
                 continue
             start = entry.start if entry.start is not None else entry.created
             run = TaskRun(start=start, task=RemoteHandle(entry.run_id), run_id=entry.run_id)
+            run.task.recorded = True
             task._run_stack.append(run)
             task.status = "run"
             self._followed[entry.run_id] = (task, run)
             adopted.add(entry.run_id)
+            state = known[entry.run_id]
+            if state.started is None and self.connect() is not None:
+                # The earlier leader may have died before the broker had it: sent again,
+                # and whichever copy a worker takes first runs, once.
+                self.dispatcher.send(
+                    state.run_id, task.name, state.payload, _timeout(self.session, task), again=True
+                )
         if adopted:
             logger.info("Following %d run(s) on workers started by an earlier leader", len(adopted))
             self._ensure_polling()

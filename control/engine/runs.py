@@ -129,19 +129,26 @@ class Runs:
             return False
         return True
 
-    async def end_all(self, *, within: float) -> list[str]:
+    async def end_all(self, *, within: float, settle_remote: bool = True) -> list[str]:
         """Terminate every run and wait for them all, at most ``within`` seconds; the runs
         still alive then (threads that do not poll their flag) are logged as abandoned.
-        Returns the names of their tasks."""
+        Returns the names of their tasks. Runs on workers are not terminated: they go on,
+        and the next leader follows them; with ``settle_remote``, those that end meanwhile
+        are logged here."""
         deadline = time.monotonic() + within
-        self.remote.let_go_all()  # runs on workers go on; the next leader follows them
+        if not settle_remote:
+            self.remote.let_go_all()
         for task in list(self.running_tasks()):
-            await self.terminate_task(task, "scheduler stopped")
+            for run in list(task._run_stack):
+                if run.is_alive() and not is_remote(run):
+                    await self.terminate(task, run, "scheduler stopped")
         while self.n_alive and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+            await self.remote.poll_once()
             self.processes.receive()
             for task in self.running_tasks():
                 self.processes.reap(task)
+        self.remote.let_go_all()  # still going on workers: the next leader follows them
         abandoned = []
         for task in self.running_tasks():
             for run in task._run_stack:

@@ -484,6 +484,7 @@ class RemoteRun:
     run_id: str
     task_name: str
     sent: float
+    payload: dict[str, Any]
     worker: str | None = None
     started: float | None = None
     beat: float | None = None
@@ -498,8 +499,9 @@ class RemoteRunStore(ABC):
     worker, settled (logged, then forgotten) by whichever replica leads."""
 
     @abstractmethod
-    def sent(self, run_id: str, task_name: str, when: float) -> None:
-        """The run is about to be sent; recorded first, so a new leader knows it is remote."""
+    def sent(self, run_id: str, task_name: str, payload: dict[str, Any], when: float) -> None:
+        """The run is about to be sent; recorded first, so that a new leader knows it went to
+        a worker (and can send it again if no worker took it: taking it happens once)."""
 
     @abstractmethod
     def take(self, run_id: str, worker: str, when: float) -> bool:

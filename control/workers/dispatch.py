@@ -48,8 +48,11 @@ class CeleryDispatcher:
 
     # -- from the event loop -----------------------------------------------------------
 
-    def send(self, run_id: str, task_name: str, payload: dict[str, Any], timeout: float) -> None:
-        self._put(("send", (run_id, task_name, payload, timeout, [False])))
+    def send(
+        self, run_id: str, task_name: str, payload: dict[str, Any], timeout: float, *, again: bool = False
+    ) -> None:
+        """Send the run (``again``: it is recorded already; a worker takes it once)."""
+        self._put(("send", (run_id, task_name, payload, timeout, [again])))
 
     def revoke(self, run_id: str) -> None:
         self._put(("revoke", run_id))
@@ -104,7 +107,7 @@ class CeleryDispatcher:
         if run_id in self._revoked:
             return
         if not recorded[0]:
-            self.store.sent(run_id, task_name, time.time())
+            self.store.sent(run_id, task_name, payload, time.time())
             recorded[0] = True
         self.app.send_task(
             RUN,

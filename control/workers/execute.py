@@ -11,6 +11,7 @@ stopped it. The leader logs that outcome as for a local run.
 
 from __future__ import annotations
 
+from control.engine import session as _rocketry_as_the_service_has_it  # noqa: F401  (execution "celery")
 from control.engine.output import OutputCapture
 from control.engine.remote import BEAT_EVERY
 from control.settings import Settings

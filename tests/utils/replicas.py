@@ -43,6 +43,7 @@ class Run:
     started: float
     epoch: int | None
     outcome: str | None
+    ended: float | None = None
 
 
 def runs(url: str) -> list[Run]:
@@ -58,15 +59,15 @@ def runs(url: str) -> list[Run]:
     finally:
         engine.dispose()
     started: dict[str, tuple] = {}
-    ended: dict[str, str] = {}
+    ended: dict[str, tuple[str, float]] = {}
     for task, action, run_id, created, epoch in rows:
         if action == "run":
             started[run_id] = (task, created, epoch)
         else:
-            ended[run_id] = action
+            ended[run_id] = (action, created)
     return sorted(
         (
-            Run(task, run_id, created, epoch, ended.get(run_id))
+            Run(task, run_id, created, epoch, *ended.get(run_id, (None, None)))
             for run_id, (task, created, epoch) in started.items()
         ),
         key=lambda run: run.started,

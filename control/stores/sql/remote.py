@@ -10,6 +10,8 @@ from __future__ import annotations
 from control.stores.base import RemoteRun, RemoteRunStore
 from control.stores.sql.tables import remote_runs
 
+from typing import Any
+
 import sqlalchemy as sa
 
 _FIELDS = tuple(column.name for column in remote_runs.columns)
@@ -20,9 +22,11 @@ class SQLRemoteRunStore(RemoteRunStore):
     def __init__(self, engine: sa.Engine):
         self._engine = engine
 
-    def sent(self, run_id: str, task_name: str, when: float) -> None:
+    def sent(self, run_id: str, task_name: str, payload: dict[str, Any], when: float) -> None:
         with self._engine.begin() as conn:
-            conn.execute(remote_runs.insert().values(run_id=run_id, task_name=task_name, sent=when))
+            conn.execute(
+                remote_runs.insert().values(run_id=run_id, task_name=task_name, payload=payload, sent=when)
+            )
 
     def take(self, run_id: str, worker: str, when: float) -> bool:
         c = remote_runs.c

@@ -187,6 +187,7 @@ remote_runs = sa.Table(
     sa.Column("run_id", sa.String(64), primary_key=True),
     sa.Column("task_name", sa.String(255), nullable=False),
     sa.Column("sent", sa.Double(), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),  # what the worker is sent (sent again after a failover)
     sa.Column("worker", sa.String(255)),
     sa.Column("started", sa.Double()),
     sa.Column("beat", sa.Double()),
