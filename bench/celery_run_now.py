@@ -1,0 +1,72 @@
+"""Celery run-now latency: from sending ``POST /tasks/mark_celery/run`` to the first line of
+the task on a worker, against the same for a local async run.
+
+    python bench/celery_run_now.py [--runs 100] [--database postgresql://...] [--broker URL]
+
+Needs the broker (RabbitMQ on 127.0.0.1:5672 by default). The service and one worker
+(``celery -A worker worker``, prefork, one process) run on this machine, on an SQLite file
+unless ``--database`` is given; the worker is warmed up first (its first run imports the
+task package and opens the database).
+"""
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from common import ROOT, Service, ms, percentile
+from run_now import measure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--database", default=None)
+    parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672//")
+    args = parser.parse_args()
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        database = args.database or str(Path(tmp) / "bench.db")
+        shared = {
+            "SCHEDULER_DATABASE": database,
+            "SCHEDULER_CELERY_BROKER": args.broker,
+            "SCHEDULER_CELERY_QUEUE": queue,
+            "SCHEDULER_TASK_PACKAGES": '["bench.bench_tasks"]',
+        }
+        with Service(Path(tmp), tasks=10, env=shared, database=database) as service:
+            shared["BENCH_MARK_FILE"] = str(service.mark_file)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", "prefork", "-c", "1",
+                 "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
+                 "--without-heartbeat"],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT), **shared},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+            try:
+                measure(service, "mark_celery", 5)  # warm-up
+                print("| execution | runs | p50 ms | p95 ms | max ms |")
+                print("|---|---|---|---|---|")
+                for name in ("mark_async", "mark_celery"):
+                    values = measure(service, name, args.runs)
+                    print(
+                        f"| {name.removeprefix('mark_')} | {len(values)} | {ms(statistics.median(values))} "
+                        f"| {ms(percentile(values, 95))} | {ms(max(values))} |",
+                        flush=True,
+                    )
+            finally:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=30)
+                time.sleep(0)
+
+
+if __name__ == "__main__":
+    main()
