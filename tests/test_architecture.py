@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PRODUCT = [REPO / "main.py", REPO / "scheduler.py", REPO / "api.py", *(REPO / "control").rglob("*.py")]
+PRODUCT = [REPO / "main.py", REPO / "scheduler.py", REPO / "api.py", REPO / "worker.py"]
+PRODUCT += list((REPO / "control").rglob("*.py"))
 PRODUCT += list((REPO / "tasks").rglob("*.py"))
 
 
@@ -41,6 +42,15 @@ def test_only_the_store_modules_import_sqlalchemy(path):
     if within(".".join(path.relative_to(REPO).with_suffix("").parts), "control.stores"):
         return
     forbidden = [name for name in imported(path) if within(name, "sqlalchemy")]
+    assert not forbidden, f"{path.relative_to(REPO)} imports {forbidden}"
+
+
+@pytest.mark.parametrize("path", sorted(PRODUCT), ids=lambda p: str(p.relative_to(REPO)))
+def test_only_the_workers_package_imports_celery(path):
+    """The engine sends runs through a Dispatcher it is given; Celery stays in control/workers."""
+    if within(".".join(path.relative_to(REPO).with_suffix("").parts), "control.workers"):
+        return
+    forbidden = [name for name in imported(path) if within(name, "celery", "kombu")]
     assert not forbidden, f"{path.relative_to(REPO)} imports {forbidden}"
 
 
