@@ -19,12 +19,14 @@ from tests.utils.service_process import REPO
 from tests.utils.waiting import wait_until
 
 BROKER_URL = os.environ.get("SCHEDULER_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_BROKER_URL = os.environ.get("SCHEDULER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def broker_available(url: str = BROKER_URL) -> bool:
     parts = url_to_parts(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), timeout=1):
+        port = parts.port or {"redis": 6379}.get(parts.transport, 5672)
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=1):
             return True
     except OSError:
         return False

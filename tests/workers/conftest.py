@@ -17,14 +17,21 @@ def celery_up(tmp_path, start):  # noqa: F811
     queues: list[str] = []
 
     def _up(
-        *, workers_count: int = 1, broker: str = BROKER_URL, database: str | None = None, env=None, replicas=1
+        *,
+        workers_count: int = 1,
+        broker: str = BROKER_URL,
+        database: str | None = None,
+        env=None,
+        replicas=1,
+        worker_broker: str | None = None,
     ):
         queue = new_queue()
         queues.append(queue)
         database = database or str(tmp_path / "service.db")
         service_env = {**celery_env(database=database, queue=queue, broker=broker), **(env or {})}
         services = [start(database=database, env=service_env) for _ in range(replicas)]
-        worker_env = celery_env(database=database, queue=queue)  # workers reach the broker directly
+        # Workers reach the broker directly (the service may go through a forwarder).
+        worker_env = celery_env(database=database, queue=queue, broker=worker_broker or BROKER_URL)
         started = [
             CeleryWorker(tmp_path, worker_env, name=f"w{i}-{queue[-8:]}").start()
             for i in range(workers_count)
@@ -35,7 +42,7 @@ def celery_up(tmp_path, start):  # noqa: F811
     yield _up
     for worker in workers:
         worker.stop()
-    with Connection(BROKER_URL) as connection:
+    with Connection(BROKER_URL) as connection:  # test queues on other brokers expire with them
         for queue in queues:
             try:
                 connection.default_channel.queue_delete(queue)

@@ -7,7 +7,7 @@ import pytest
 from tests.utils.replicas import wait_leader
 from tests.utils.streams import read_events
 from tests.utils.waiting import wait_until
-from tests.utils.workers import BROKER_URL, Forwarder
+from tests.utils.workers import BROKER_URL, REDIS_BROKER_URL, Forwarder, broker_available
 
 pytestmark = pytest.mark.slow
 
@@ -173,3 +173,22 @@ def test_a_run_on_a_worker_outlives_its_leader_and_the_next_one_logs_its_outcome
     assert record["action"] == "success", record  # not a crash: the worker went on
     assert len(follower.client.get(output).json()["lines"]) == 40
     assert [r["action"] for r in follower.logs(task="remote_span")] == ["success", "run"]
+
+
+def test_redis_works_as_the_broker_too(celery_up):
+    if not broker_available(REDIS_BROKER_URL):
+        pytest.skip(f"no Redis at {REDIS_BROKER_URL}")
+    service, (worker,) = celery_up(broker=REDIS_BROKER_URL, worker_broker=REDIS_BROKER_URL)
+    create(service, "remote_chatty", "chatty", parameters={"lines": 2})
+    create(service, "remote_ticker", "ticker", parameters={"count": 100000, "pause": 0.05})
+    assert service.client.post("/tasks/remote_chatty/run").status_code == 202
+    assert service.client.post("/tasks/remote_ticker/run").status_code == 202
+    assert wait_until(lambda: outcome(service, "remote_chatty"), timeout=20)["action"] == "success"
+    run_id = service.logs(task="remote_ticker")[0]["run_id"]
+    output = f"/tasks/remote_ticker/runs/{run_id}/output"
+    wait_until(lambda: service.client.get(output).json()["lines"], timeout=20, what="the run going on")
+    assert service.client.post("/tasks/remote_ticker/terminate").status_code == 202
+    wait_until(
+        lambda: f"Terminating {run_id} (15)" in worker.log(), timeout=10, what="the worker signalling it"
+    )
+    assert outcome(service, "remote_ticker")["action"] == "terminate"
