@@ -25,7 +25,7 @@ REDIS_BROKER_URL = os.environ.get("SCHEDULER_TEST_REDIS_URL", "redis://127.0.0.1
 def broker_available(url: str = BROKER_URL) -> bool:
     parts = url_to_parts(url)
     try:
-        port = parts.port or {"redis": 6379}.get(parts.transport, 5672)
+        port = parts.port or {"redis": 6379}.get(parts.scheme, 5672)
         with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=1):
             return True
     except OSError:
