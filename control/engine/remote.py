@@ -47,7 +47,9 @@ class Dispatcher(Protocol):
 
     def stop(self) -> None: ...
 
-    last_error: str | None
+    last_error: str | None  # why the broker (or the database) refused, until it accepts again
+    pending: int  # sends and revocations not done yet
+    sent: int  # runs sent so far
 
 
 class RemoteHandle:

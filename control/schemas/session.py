@@ -36,6 +36,14 @@ class StoreStatePublic(StoreHealthPublic):
     audit_failures: int = Field(description="Audit entries that could not be written")
 
 
+class CeleryStatePublic(BaseModel):
+    queue: str = Field(description="The Celery queue runs go to (SCHEDULER_CELERY_QUEUE)")
+    following: int = Field(description="Runs on workers this replica follows until they end")
+    waiting: int = Field(description="Runs (and revocations) not yet handed to the broker")
+    sent: int = Field(description="Runs handed to the broker since this replica started")
+    last_error: str | None = Field(description="Why the broker could not be reached, until it can")
+
+
 class SessionPublic(BaseModel):
     state: Literal["created", "starting", "running", "stopping", "stopped", "crashed"]
     started_at: datetime | None
@@ -56,6 +64,9 @@ class SessionPublic(BaseModel):
     leader_since: datetime | None
     epoch: int | None = Field(description="The leadership epoch, written on every run record")
     replicated: bool = Field(description="Whether replicas share this database (PostgreSQL)")
+    celery: CeleryStatePublic | None = Field(
+        None, description="Runs on Celery workers (null until some task runs on Celery)"
+    )
 
 
 class HealthPublic(BaseModel):

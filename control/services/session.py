@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from control.engine.loop import ControlScheduler
 from control.schemas.session import (
+    CeleryStatePublic,
     HealthPublic,
     SessionConfigPublic,
     SessionPublic,
@@ -57,6 +58,7 @@ class SessionService:
             cycles=scheduler.n_cycles,
             checks=scheduler.n_checks,
             event_subscribers=self._history.subscribers,
+            celery=self._celery_state(),
             mean_cycle_seconds=scheduler.mean_cycle_seconds,
             config=SessionConfigPublic(
                 host=settings.host,
@@ -85,6 +87,19 @@ class SessionService:
             store=_store_health(store),
             coordination_error=self._replicas.coordination_error(),
             broker_error=self._broker_error(),
+        )
+
+    def _celery_state(self) -> CeleryStatePublic | None:
+        remote = self._scheduler.remote
+        dispatcher = remote.dispatcher
+        if dispatcher is None:
+            return None
+        return CeleryStatePublic(
+            queue=self._settings.celery_queue,
+            following=remote.count,
+            waiting=dispatcher.pending,
+            sent=dispatcher.sent,
+            last_error=dispatcher.last_error,
         )
 
     def _broker_error(self) -> str | None:

@@ -52,6 +52,8 @@ def test_a_run_on_a_worker_is_logged_streamed_and_captured_like_a_local_one(cele
     ]
     task = service.task("remote_chatty")
     assert task["execution"] == "celery" and task["status"] == "success" and not task["is_running"]
+    celery = service.client.get("/session").json()["celery"]
+    assert celery["sent"] == 1 and celery["following"] == 0 and celery["last_error"] is None
 
 
 def test_a_failure_on_a_worker_carries_its_traceback(celery_up):
