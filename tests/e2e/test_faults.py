@@ -94,6 +94,16 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_exit_2(start, database
     assert len(output.splitlines()) == 1 and "Traceback" not in output
 
 
+def test_a_second_service_on_one_sqlite_file_is_refused_in_one_line(start):
+    first = start()
+    second = start(database=first.database, healthy=False)
+    assert second.wait_exit(timeout=30) == 2
+    output = second.log().strip()
+    assert "is in use by another scheduler process; on SQLite only one may run" in output, output
+    assert len(output.splitlines()) == 1 and "Traceback" not in output
+    assert first.client.get("/health").status_code == 200
+
+
 def assert_outage_and_recovery(service, begin_outage, end_outage):
     """Run tasks while the store is away: the scheduler goes on, health says degraded, and
     the records written meanwhile are all there once the store is back."""

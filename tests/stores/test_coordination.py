@@ -152,3 +152,13 @@ def test_mariadb_refuses_a_second_scheduler_on_one_database(mariadb_database_url
                 pass
     with opened(url):  # released with the first
         pass
+
+
+def test_sqlite_refuses_a_second_scheduler_on_one_file(tmp_path):
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    with opened(url):
+        with pytest.raises(StoreOpenError, match="in use by another scheduler process; on SQLite only one"):
+            with opened(url):
+                pass
+    with opened(url):  # released with the first
+        pass

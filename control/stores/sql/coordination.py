@@ -35,7 +35,9 @@ from control.stores.sql.tables import (
     task_log,
 )
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -86,8 +88,11 @@ class LocalCoordinationStore(CoordinationStore):
         self._row.ensure_row()
         self._closed = threading.Event()
         self._guard: sa.Connection | None = None
+        self._file_guard: int | None = None
         if engine.dialect.name == "mysql":
             self._guard = _hold_named_lock(engine)
+        elif engine.dialect.name == "sqlite":
+            self._file_guard = _hold_file_lock(engine)
 
     def lead(self, replica: str) -> Leadership | None:
         now = time.time()
@@ -160,6 +165,9 @@ class LocalCoordinationStore(CoordinationStore):
         self._closed.set()
         if self._guard is not None:
             self._guard.close()
+        if self._file_guard is not None:
+            os.close(self._file_guard)  # and with it the lock
+            self._file_guard = None
 
 
 class SharedCoordinationStore(CoordinationStore):
@@ -404,6 +412,25 @@ def _hold_named_lock(engine: sa.Engine) -> sa.Connection:
             "on MySQL/MariaDB only one may run (several replicas need PostgreSQL)"
         )
     return conn
+
+
+def _hold_file_lock(engine: sa.Engine) -> int | None:
+    """An exclusive lock on ``<database>.lock`` beside an SQLite file, held while the store is
+    open: a second scheduler on the same file is refused (workers do not take it)."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = f"{os.path.abspath(database)}.lock"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise StoreOpenError(
+            f"the database {database} is in use by another scheduler process; on SQLite only one "
+            "may run (several replicas need PostgreSQL)"
+        ) from None
+    return descriptor
 
 
 def open_coordination(engine: sa.Engine) -> CoordinationStore:
