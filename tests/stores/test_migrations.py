@@ -1,0 +1,245 @@
+"""The schema through migrations, over every backend: the revisions end where ``tables.py`` is and
+make what ``create_all`` made; an empty database, one of an older revision and one made before
+migrations all come to the newest revision with their rows; processes opening one database at
+once take turns, and one that waits too long for the lock says so."""
+
+from control.stores.base import StoreOpenError
+from control.stores.sql import open_stores
+from control.stores.sql.engine import database_url
+from control.stores.sql.migrations import alembic_config, head, schema_lock
+from control.stores.sql.tables import metadata
+
+import contextlib
+import logging
+import re
+import threading
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from tests.utils.fixtures import POSTGRES_URL, mariadb_database, postgres_schema
+from tests.utils.stores import backend, opened
+
+OPENERS = 4  # processes (here threads, each with its own connections) opening at once
+
+
+@contextlib.contextmanager
+def engine_on(url: str):
+    engine = sa.create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def another_database(url: str, tmp_path):
+    """A second, empty database of the backend of ``url``."""
+    kind = backend(url)
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'reference.db'}"
+    elif kind == "postgresql":
+        with postgres_schema(POSTGRES_URL) as other:
+            yield other
+    else:
+        with mariadb_database() as other:
+            yield database_url(other, base=tmp_path)
+
+
+def revision_of(url: str) -> str | None:
+    with engine_on(url) as engine, engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def made_at(url: str, revision: str, *, versioned: bool = True) -> None:
+    """The schema of ``revision``, as its migrations make it; without ``versioned``, as the
+    code before migrations left it (no version table)."""
+    with engine_on(url) as engine, engine.begin() as conn:
+        command.upgrade(alembic_config(conn), revision)
+        if not versioned:
+            conn.execute(sa.text("DROP TABLE alembic_version"))
+
+
+OLD_LOG = [
+    {"task_name": "a", "action": "run", "created": 1.0, "run_id": "r1", "start": 1.0},
+    {"task_name": "a", "action": "success", "created": 2.0, "run_id": "r1", "start": 1.0, "end": 2.0},
+    {"task_name": "b", "action": "run", "created": 3.0, "run_id": "r2", "message": "long " * 1000},
+]
+
+
+def write_old_rows(url: str) -> None:
+    """Rows as the version before replicas wrote them (no epoch)."""
+    columns = ("task_name", "action", "created", "run_id", "start", "end", "message")
+    with engine_on(url) as engine, engine.begin() as conn:
+        log = sa.table("task_log", *(sa.column(name) for name in columns))
+        conn.execute(log.insert(), [{name: row.get(name) for name in columns} for row in OLD_LOG])
+        conn.execute(
+            sa.text(
+                "INSERT INTO task_definitions (name, origin, fields, updated) "
+                """VALUES ('a', 'runtime', '{"start_cond": "every 1 hour"}', 5.0)"""
+            )
+        )
+
+
+def assert_old_rows_kept(url: str) -> None:
+    with engine_on(url) as engine, engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT task_name, action, created, run_id, epoch, message FROM task_log ORDER BY id")
+        ).all()
+        fields = conn.execute(sa.text("SELECT fields FROM task_definitions WHERE name = 'a'")).scalar()
+    assert [(r.task_name, r.action, r.created, r.run_id, r.epoch) for r in rows] == [
+        (row["task_name"], row["action"], row["created"], row["run_id"], None) for row in OLD_LOG
+    ]
+    assert rows[-1].message == OLD_LOG[-1]["message"]
+    assert "every 1 hour" in str(fields)
+
+
+def differences(url: str) -> list:
+    """What Alembic's autogenerate would change to make the database match ``tables.py``.
+    Autogenerate does not know ``ddl_if``: an index made only on other dialects is no
+    difference here."""
+
+    def include(obj, name, type_, reflected, compare_to):
+        ddl_if = getattr(obj, "_ddl_if", None)
+        return not (type_ == "index" and not reflected and ddl_if and dialect not in ddl_if.dialect)
+
+    with engine_on(url) as engine, engine.connect() as conn:
+        dialect = conn.dialect.name
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True, "include_object": include}
+        )
+        return compare_metadata(context, metadata)
+
+
+def shape(url: str) -> dict:
+    """Every table's columns, keys and indexes (partial ones with their condition), as the
+    database reports them."""
+    with engine_on(url) as engine, engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        tables = {}
+        for table in sorted(set(inspector.get_table_names()) - {"alembic_version"}):
+            tables[table] = {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], c.get("autoincrement"))
+                    for c in inspector.get_columns(table)
+                ],
+                "primary key": inspector.get_pk_constraint(table)["constrained_columns"],
+                "unique": sorted(u["column_names"] for u in inspector.get_unique_constraints(table)),
+                "indexes": sorted(
+                    (
+                        index["name"],
+                        index["column_names"],
+                        bool(index["unique"]),
+                        {
+                            key: re.sub(r"\s+", " ", str(value))
+                            for key, value in index.get("dialect_options", {}).items()
+                        },
+                    )
+                    for index in inspector.get_indexes(table)
+                ),
+            }
+        return tables
+
+
+def test_the_revisions_end_where_tables_py_is(store_url):
+    with opened(store_url):
+        pass
+    assert revision_of(store_url) == head()
+    assert differences(store_url) == []
+
+
+def test_the_revisions_make_what_create_all_made(store_url, tmp_path):
+    """Partial unique indexes included (PostgreSQL and SQLite), which Alembic does not compare."""
+    with opened(store_url):
+        pass
+    with another_database(store_url, tmp_path) as reference:
+        with engine_on(reference) as engine:
+            metadata.create_all(engine)
+        migrated = shape(store_url)
+        assert migrated == shape(reference)
+    partial = {"ux_task_log_run_started", "ux_task_log_run_ended"}
+    indexes = {index[0] for index in migrated["task_log"]["indexes"]}
+    assert partial <= indexes if backend(store_url) in ("postgresql", "sqlite") else not partial & indexes
+
+
+@pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "made before migrations"])
+def test_a_database_of_the_first_revision_is_upgraded_in_place_with_its_rows(store_url, versioned):
+    made_at(store_url, "0001", versioned=versioned)
+    write_old_rows(store_url)
+    with opened(store_url) as stores:
+        assert stores.logs.filter_by(task_name="a").count() == 2
+    assert revision_of(store_url) == head()
+    assert_old_rows_kept(store_url)
+    assert differences(store_url) == []
+
+
+def test_a_database_made_by_create_all_before_migrations_is_stamped_and_kept(store_url):
+    with engine_on(store_url) as engine:
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO log_marks (name, value) VALUES ('kept', 1.5)"))
+    with opened(store_url):
+        pass
+    assert revision_of(store_url) == head()
+    with engine_on(store_url) as engine, engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT value FROM log_marks WHERE name = 'kept'")).scalar() == 1.5
+
+
+def open_at_once(url: str) -> list[BaseException]:
+    """``OPENERS`` threads open the stores on ``url`` at the same moment; their errors."""
+    ready = threading.Barrier(OPENERS)
+    errors: list[BaseException] = []
+
+    def open_one():
+        ready.wait()
+        try:
+            open_stores(url, start_writer=False).close()
+        except BaseException as exc:  # reported to the test, whatever it is
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(OPENERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return errors
+
+
+@pytest.mark.parametrize("made", ["empty", "first revision"])
+def test_openers_at_once_take_turns_and_one_migrates(store_url, made, caplog):
+    if made == "first revision":
+        made_at(store_url, "0001", versioned=False)
+        write_old_rows(store_url)
+    caplog.set_level(logging.INFO, logger="control.stores.sql.migrations")
+    assert open_at_once(store_url) == []
+    upgrades = [
+        r for r in caplog.records if r.name == "control.stores.sql.migrations" and "upgrading" in r.msg
+    ]
+    assert len(upgrades) == 1  # the others waited, then found the newest revision
+    assert revision_of(store_url) == head()
+    if made == "first revision":
+        assert_old_rows_kept(store_url)
+
+
+def test_an_opener_gives_up_on_a_held_lock_after_its_timeout_and_says_why(store_url):
+    with opened(store_url):
+        pass
+    with engine_on(store_url) as engine, schema_lock(engine, timeout=5):
+        with pytest.raises(StoreOpenError, match=r"gave up after 0\.5 s waiting for the schema lock"):
+            open_stores(store_url, schema_lock_timeout=0.5, start_writer=False)
+    open_stores(store_url, schema_lock_timeout=0.5, start_writer=False).close()  # released
+
+
+def test_the_revisions_go_down_and_up_again(store_url):
+    with opened(store_url):
+        pass
+    with engine_on(store_url) as engine, engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0001")
+    assert revision_of(store_url) == "0001"
+    with opened(store_url):
+        pass
+    assert differences(store_url) == []
