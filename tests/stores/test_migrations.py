@@ -10,9 +10,9 @@ from control.stores.sql.migrations import alembic_config, head, schema_lock
 from control.stores.sql.tables import metadata
 
 import contextlib
-import logging
 import re
-import threading
+import subprocess
+import sys
 
 import pytest
 import sqlalchemy as sa
@@ -21,9 +21,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from tests.utils.fixtures import POSTGRES_URL, mariadb_database, postgres_schema
+from tests.utils.service_process import REPO
 from tests.utils.stores import backend, opened
 
-OPENERS = 4  # processes (here threads, each with its own connections) opening at once
+OPENERS = 4  # processes opening one database at once
 
 
 @contextlib.contextmanager
@@ -188,38 +189,57 @@ def test_a_database_made_by_create_all_before_migrations_is_stamped_and_kept(sto
         assert conn.execute(sa.text("SELECT value FROM log_marks WHERE name = 'kept'")).scalar() == 1.5
 
 
-def open_at_once(url: str) -> list[BaseException]:
-    """``OPENERS`` threads open the stores on ``url`` at the same moment; their errors."""
-    ready = threading.Barrier(OPENERS)
-    errors: list[BaseException] = []
+OPENER = """
+import logging, sys
+import control
+from control.stores.sql import open_stores
 
-    def open_one():
-        ready.wait()
-        try:
-            open_stores(url, start_writer=False).close()
-        except BaseException as exc:  # reported to the test, whatever it is
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_one) for _ in range(OPENERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    return errors
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+print("ready", flush=True)
+sys.stdin.readline()
+open_stores(sys.argv[1], start_writer=False).close()
+"""
 
 
+def open_at_once(url: str) -> list[str]:
+    """``OPENERS`` processes open the stores on ``url`` at the same moment (each told to go
+    once all are ready); what each logged. Each must succeed."""
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, url],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(OPENERS)
+    ]
+    try:
+        for opener in openers:
+            assert opener.stdout.readline() == "ready\n", opener.stderr.read()
+        for opener in openers:
+            opener.stdin.write("go\n")
+            opener.stdin.flush()
+        logs = [opener.communicate(timeout=60)[1] for opener in openers]
+    finally:
+        for opener in openers:
+            if opener.poll() is None:
+                opener.kill()
+                opener.wait()
+    assert [opener.returncode for opener in openers] == [0] * OPENERS, logs
+    return logs
+
+
+@pytest.mark.slow  # starts processes
 @pytest.mark.parametrize("made", ["empty", "first revision"])
-def test_openers_at_once_take_turns_and_one_migrates(store_url, made, caplog):
+def test_openers_at_once_take_turns_and_one_migrates(store_url, made):
     if made == "first revision":
         made_at(store_url, "0001", versioned=False)
         write_old_rows(store_url)
-    caplog.set_level(logging.INFO, logger="control.stores.sql.migrations")
-    assert open_at_once(store_url) == []
-    upgrades = [
-        r for r in caplog.records if r.name == "control.stores.sql.migrations" and "upgrading" in r.msg
-    ]
-    assert len(upgrades) == 1  # the others waited, then found the newest revision
+    logs = open_at_once(store_url)
+    upgrades = [line for log in logs for line in log.splitlines() if "migrations: schema at revision" in line]
+    assert len(upgrades) == 1, logs  # the others waited, then found the newest revision
     assert revision_of(store_url) == head()
     if made == "first revision":
         assert_old_rows_kept(store_url)

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,11 @@ HERE = Path(__file__).resolve().parent
 # each had, told apart by what the later one added.
 FIRST, REPLICAS = "0001", "0002"
 _PG_LOCK_UNAVAILABLE = "55P03"  # lock_timeout expired
+
+
+# Alembic's ``op`` and ``context`` are module-level proxies to the migration running now: two
+# threads of one process migrating at once (two databases, say) would mix them.
+_ALEMBIC = threading.Lock()
 
 
 class LockTimeoutError(StoreOpenError):
@@ -65,7 +71,7 @@ def migrate(engine: sa.Engine, *, timeout: float) -> None:
     """Bring the schema to the newest revision, under the schema lock (waiting at most
     ``timeout`` seconds for it; ``LockTimeoutError`` beyond). A database made before
     migrations is stamped at the revision it has first."""
-    with schema_lock(engine, timeout=timeout) as conn:
+    with schema_lock(engine, timeout=timeout) as conn, _ALEMBIC:
         config = alembic_config(conn)
         current = MigrationContext.configure(conn).get_current_revision()
         if current is None:
