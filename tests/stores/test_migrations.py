@@ -21,19 +21,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from tests.utils.fixtures import POSTGRES_URL, mariadb_database, postgres_schema
+from tests.utils.schemas import assert_old_rows_kept, engine_on, made_at, revision_of, write_old_rows
 from tests.utils.service_process import REPO
 from tests.utils.stores import backend, opened
 
 OPENERS = 4  # processes opening one database at once
-
-
-@contextlib.contextmanager
-def engine_on(url: str):
-    engine = sa.create_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 @contextlib.contextmanager
@@ -48,54 +40,6 @@ def another_database(url: str, tmp_path):
     else:
         with mariadb_database() as other:
             yield database_url(other, base=tmp_path)
-
-
-def revision_of(url: str) -> str | None:
-    with engine_on(url) as engine, engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-def made_at(url: str, revision: str, *, versioned: bool = True) -> None:
-    """The schema of ``revision``, as its migrations make it; without ``versioned``, as the
-    code before migrations left it (no version table)."""
-    with engine_on(url) as engine, engine.begin() as conn:
-        command.upgrade(alembic_config(conn), revision)
-        if not versioned:
-            conn.execute(sa.text("DROP TABLE alembic_version"))
-
-
-OLD_LOG = [
-    {"task_name": "a", "action": "run", "created": 1.0, "run_id": "r1", "start": 1.0},
-    {"task_name": "a", "action": "success", "created": 2.0, "run_id": "r1", "start": 1.0, "end": 2.0},
-    {"task_name": "b", "action": "run", "created": 3.0, "run_id": "r2", "message": "long " * 1000},
-]
-
-
-def write_old_rows(url: str) -> None:
-    """Rows as the version before replicas wrote them (no epoch)."""
-    columns = ("task_name", "action", "created", "run_id", "start", "end", "message")
-    with engine_on(url) as engine, engine.begin() as conn:
-        log = sa.table("task_log", *(sa.column(name) for name in columns))
-        conn.execute(log.insert(), [{name: row.get(name) for name in columns} for row in OLD_LOG])
-        conn.execute(
-            sa.text(
-                "INSERT INTO task_definitions (name, origin, fields, updated) "
-                """VALUES ('a', 'runtime', '{"start_cond": "every 1 hour"}', 5.0)"""
-            )
-        )
-
-
-def assert_old_rows_kept(url: str) -> None:
-    with engine_on(url) as engine, engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT task_name, action, created, run_id, epoch, message FROM task_log ORDER BY id")
-        ).all()
-        fields = conn.execute(sa.text("SELECT fields FROM task_definitions WHERE name = 'a'")).scalar()
-    assert [(r.task_name, r.action, r.created, r.run_id, r.epoch) for r in rows] == [
-        (row["task_name"], row["action"], row["created"], row["run_id"], None) for row in OLD_LOG
-    ]
-    assert rows[-1].message == OLD_LOG[-1]["message"]
-    assert "every 1 hour" in str(fields)
 
 
 def differences(url: str) -> list:
