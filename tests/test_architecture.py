@@ -1,5 +1,6 @@
 """Which way imports go (docs/architecture.md): routes speak only to services and schemas, and
-only the store modules know SQLAlchemy (and Alembic). Checked on the source, so a new import cannot slip in."""
+only the store modules know SQLAlchemy and Alembic. Checked on the source, so a new import
+cannot slip in."""
 
 import ast
 from pathlib import Path
