@@ -21,7 +21,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from tests.utils.fixtures import POSTGRES_URL, mariadb_database, postgres_schema
-from tests.utils.schemas import assert_old_rows_kept, engine_on, made_at, revision_of, write_old_rows
+from tests.utils.schemas import OLD_LOG, assert_old_rows_kept, engine_on, made_at, revision_of, write_old_rows
 from tests.utils.service_process import REPO
 from tests.utils.stores import backend, opened
 
@@ -187,6 +187,36 @@ def test_openers_at_once_take_turns_and_one_migrates(store_url, made):
     assert revision_of(store_url) == head()
     if made == "first revision":
         assert_old_rows_kept(store_url)
+
+
+def test_an_upgrade_that_fails_leaves_the_schema_as_it_was(store_url):
+    if backend(store_url) == "mysql":
+        pytest.skip("MySQL commits each DDL statement on its own")
+    made_at(store_url, "0001")
+    write_old_rows(store_url)
+    with engine_on(store_url) as engine, engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE leader_requests (id INTEGER)"))  # revision 0002 makes it last
+    with pytest.raises(StoreOpenError, match="leader_requests"):
+        open_stores(store_url, start_writer=False)
+    assert revision_of(store_url) == "0001"
+    with engine_on(store_url) as engine:
+        inspector = sa.inspect(engine)
+        assert "epoch" not in {column["name"] for column in inspector.get_columns("task_log")}
+        assert not {"leadership", "run_claims", "shared_events"} & set(inspector.get_table_names())
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM task_log")).scalar() == len(OLD_LOG)
+
+
+def test_a_schema_newer_than_this_version_is_refused_and_left_alone(store_url):
+    with opened(store_url):
+        pass
+    with engine_on(store_url) as engine, engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'f00d'"))
+    with pytest.raises(
+        StoreOpenError, match="the schema is at revision f00d, which this version does not know"
+    ):
+        open_stores(store_url, start_writer=False)
+    assert revision_of(store_url) == "f00d"
 
 
 def test_an_opener_gives_up_on_a_held_lock_after_its_timeout_and_says_why(store_url):

@@ -1,6 +1,8 @@
-"""Replicas on PostgreSQL (d43d5e7): the epoch of each log record, a run's start and outcome
-kept once each, and the tables of coordination (leadership, run claims, shared events,
-requests to the leader).
+"""Replicas on PostgreSQL (d43d5e7): epochs in the log, runs recorded once, coordination tables.
+
+The epoch of each log record; a run's start and outcome kept once each (partial unique
+indexes); the tables of coordination (leadership, run claims, shared events, requests to the
+leader).
 
 Revision ID: 0002
 Revises: 0001
