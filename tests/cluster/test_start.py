@@ -6,6 +6,7 @@ import pytest
 
 from tests.utils.replicas import role, session, wait_leader
 from tests.utils.schemas import assert_old_rows_kept, made_at, revision_of, write_old_rows
+from tests.utils.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -26,7 +27,10 @@ def test_replicas_started_at_once_all_come_up_and_one_leads(postgres_database_ur
         replica.wait_healthy(timeout=30)
     leader = wait_leader(group)
     assert sorted(role(replica) for replica in group) == ["follower"] * (REPLICAS - 1) + ["leader"]
-    assert {session(replica)["leader"] for replica in group} == {session(leader)["replica"]}
+    name = session(leader)["replica"]
+    wait_until(
+        lambda: all(session(replica)["leader"] == name for replica in group), what="every replica names it"
+    )
     assert revision_of(url) == "0002"
     if made == "first revision":
         assert_old_rows_kept(url)
