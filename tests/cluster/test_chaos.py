@@ -64,7 +64,7 @@ def _first_start(url: str, after: float, above: int):
     return next((run for run in runs(url) if run.started >= after and (run.epoch or 0) > above), None)
 
 
-def test_no_start_twice_and_no_run_without_outcome_while_leaders_are_killed(start, postgres_schema_url):
+def test_no_start_twice_and_no_run_without_outcome_while_leaders_are_killed(postgres_schema_url, start):
     url = postgres_schema_url
     env = {"CLUSTER_TASKS": str(TASKS), "CLUSTER_EVERY": f"{EVERY:g}", "SCHEDULER_LOG_LEVEL": "warning"}
 
