@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         days=settings.retention_days, per_task=settings.retention_per_task, every=settings.retention_interval
     )
     try:
-        stores = open_stores(settings.database_url, retention=retention)
+        stores = open_stores(
+            settings.database_url, retention=retention, schema_lock_timeout=settings.schema_lock_timeout
+        )
     except StoreOpenError as exc:
         listener.close()
         return fail(str(exc))

@@ -26,6 +26,13 @@ class Settings(BaseSettings):
         "data/scheduler.db",
         description="SQLite file path, or a SQLAlchemy URL such as postgresql://host/db",
     )
+    schema_lock_timeout: Annotated[float, Field(gt=0)] = Field(
+        120.0,
+        description=(
+            "Seconds to wait at start for another process creating or upgrading the database's "
+            "tables before giving up"
+        ),
+    )
     task_packages: list[str] = Field(
         ["tasks"], description="Packages whose modules define the tasks (rocketry Groupers)"
     )

@@ -67,7 +67,7 @@ def _first_start(url: str, after: float, above: int):
 
 
 def test_no_start_twice_and_no_run_without_outcome_while_leaders_are_killed(
-    start, postgres_schema_url, tmp_path
+    postgres_schema_url, start, tmp_path
 ):
     url = postgres_schema_url
     env = {"CLUSTER_TASKS": str(TASKS), "CLUSTER_EVERY": f"{EVERY:g}", "SCHEDULER_LOG_LEVEL": "warning"}

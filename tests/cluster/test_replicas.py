@@ -20,7 +20,7 @@ EVERY = 1.0
 
 
 @pytest.fixture
-def replicas(start, postgres_schema_url):
+def replicas(postgres_schema_url, start):  # the schema outlives the replicas: dropped after they stop
     def _start(count: int, *, tasks: int = 10) -> list:
         env = {"CLUSTER_TASKS": str(tasks), "CLUSTER_EVERY": f"{EVERY:g}"}
         return [start(database=postgres_schema_url, packages=PACKAGES, env=env) for _ in range(count)]

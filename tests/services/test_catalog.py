@@ -4,8 +4,7 @@ what the listing shows follows every change."""
 from control.errors import StoreUnavailableError, TaskNotFoundError
 from control.schemas.tasks import EDITABLE, TaskDefinition, TaskFields
 from control.services.common import Actor
-from control.stores.sql.engine import create_tables
-from control.stores.sql.tables import metadata
+from control.stores.sql.tables import task_versions
 
 import json
 import sqlite3
@@ -25,7 +24,7 @@ def break_versions(service) -> None:
 
 def mend_versions(service) -> None:
     engine = sa.create_engine(service.settings.database_url)
-    create_tables(engine, metadata)
+    task_versions.create(engine)
     engine.dispose()
 
 

@@ -11,6 +11,7 @@ from control.stores.sql import open_stores
 from control.stores.sql.engine import database_url
 
 import asyncio
+import contextlib
 import os
 import uuid
 from dataclasses import dataclass
@@ -69,32 +70,73 @@ def postgres_url():
     return POSTGRES_URL
 
 
+@contextlib.contextmanager
+def mariadb_database(server_url: str = MARIADB_URL):
+    """A fresh database on the MariaDB (or MySQL) server, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(server_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        yield sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE `{name}`"))
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def postgres_schema(server_url: str):
+    """A fresh schema on the PostgreSQL server (the URL's search path), dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(server_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{server_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str):
+    """A fresh, empty database on the PostgreSQL server, dropped afterwards (with whatever is
+    still connected to it)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")  # no CREATE DATABASE in a transaction
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
 @pytest.fixture
 def mariadb_database_url():
     """A fresh database on the test MariaDB (or MySQL) server, dropped afterwards; skips
     when the server is unreachable."""
     if not reachable(MARIADB_URL):
         pytest.skip(f"MariaDB not reachable at {MARIADB_URL}")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(MARIADB_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    yield sa.engine.make_url(MARIADB_URL).set(database=name).render_as_string(hide_password=False)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"DROP DATABASE `{name}`"))
-    engine.dispose()
+    with mariadb_database() as url:
+        yield url
 
 
 @pytest.fixture
 def postgres_schema_url(postgres_url):
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{postgres_url}?options=-csearch_path%3D{schema}"
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    with postgres_schema(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_database_url(postgres_url):
+    """A fresh, empty PostgreSQL database."""
+    with postgres_database(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture(

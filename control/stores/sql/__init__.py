@@ -6,11 +6,12 @@ from control.stores.base import StoreOpenError, Stores, WorkerStores
 from control.stores.sql.audit import SQLAuditStore
 from control.stores.sql.coordination import open_coordination
 from control.stores.sql.definitions import SQLDefinitionStore
-from control.stores.sql.engine import create_engine, create_tables, redacted, short
+from control.stores.sql.engine import create_engine, redacted, short
 from control.stores.sql.logs import SQLLogStore
+from control.stores.sql.migrations import migrate
 from control.stores.sql.remote import SQLRemoteRunStore
 from control.stores.sql.retention import Retention
-from control.stores.sql.tables import metadata, remote_runs
+from control.stores.sql.tables import remote_runs
 
 import sqlalchemy as sa
 
@@ -23,14 +24,20 @@ def open_stores(
     retention: Retention | None = None,
     stuck_after: float = 5.0,
     start_writer: bool = True,
+    schema_lock_timeout: float = 120.0,
 ) -> Stores:
     """Every store on the database at ``url`` (a SQLAlchemy URL, see ``engine.database_url``),
-    its tables made; ``StoreOpenError`` saying why, in one line, if it cannot be opened."""
+    its schema made or upgraded to the newest revision (``migrations``; waiting at most
+    ``schema_lock_timeout`` seconds for another process doing so); ``StoreOpenError`` saying
+    why, in one line, if it cannot be opened."""
+    engine = None
     try:
         engine = create_engine(url)
-        create_tables(engine, metadata)
+        migrate(engine, timeout=schema_lock_timeout)
         coordination = open_coordination(engine)
-    except (sa.exc.SQLAlchemyError, OSError) as exc:
+    except (sa.exc.SQLAlchemyError, OSError, StoreOpenError) as exc:
+        if engine is not None:
+            engine.dispose()
         raise StoreOpenError(f"cannot open the database {redacted(url)}: {short(exc)}") from exc
     logs = SQLLogStore(engine, retention=retention, stuck_after=stuck_after, start=start_writer)
 

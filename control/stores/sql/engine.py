@@ -69,14 +69,6 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def create_tables(engine: sa.Engine, metadata: sa.MetaData) -> None:
-    """Make the tables, and any index added since a table was made."""
-    metadata.create_all(engine)
-    for table in metadata.tables.values():
-        for index in table.indexes:
-            index.create(engine, checkfirst=True)
-
-
 def matching(
     table: sa.Table, *, one_of: dict[str, tuple], since: float | None, until: float | None
 ) -> list[sa.ColumnElement]:
