@@ -52,15 +52,25 @@ async def read_status(reader: asyncio.StreamReader) -> int:
     return int(lines[0].split()[1])
 
 
+# uvicorn closes a keep-alive connection idle for 5 s; a round-robin client may leave one
+# that long while another replica answers slowly, so it opens such a one again first.
+IDLE_REOPEN = 4.0
+
+
 async def client(ports: list[int], tasks: int, until: float, results: dict, counts: dict) -> None:
     """One client: a keep-alive connection to each replica, used in turn (round-robin)."""
     connections: list[tuple | None] = [None] * len(ports)
+    used = [0.0] * len(ports)
     names, weights = zip(*ROUTES, strict=True)
     turn = random.randrange(len(ports))
     while time.monotonic() < until:
         route = random.choices(names, weights)[0]
         turn = (turn + 1) % len(ports)
         try:
+            if connections[turn] is not None and time.monotonic() - used[turn] > IDLE_REOPEN:
+                connections[turn][1].close()
+                connections[turn] = None
+                counts["reopened"] += 1
             if connections[turn] is None:
                 connections[turn] = await asyncio.open_connection("127.0.0.1", ports[turn])
             reader, writer = connections[turn]
@@ -73,6 +83,7 @@ async def client(ports: list[int], tasks: int, until: float, results: dict, coun
         except (OSError, asyncio.IncompleteReadError):
             counts["dropped"] += 1
             connections[turn] = None
+        used[turn] = time.monotonic()
     for connection in connections:
         if connection is not None:
             connection[1].close()
@@ -80,7 +91,7 @@ async def client(ports: list[int], tasks: int, until: float, results: dict, coun
 
 async def drive(ports: list[int], tasks: int, clients: int, seconds: float) -> tuple[dict, dict]:
     results = {route: [] for route, _ in ROUTES}
-    counts = {"served": 0, "5xx": 0, "dropped": 0}
+    counts = {"served": 0, "5xx": 0, "dropped": 0, "reopened": 0}
     until = time.monotonic() + seconds
     await asyncio.gather(*(client(ports, tasks, until, results, counts) for _ in range(clients)))
     return results, counts
@@ -134,7 +145,8 @@ def main() -> None:
     )
     print(
         f"requests served: {counts['served']} ({counts['served'] / args.seconds:.0f}/s), "
-        f"5xx: {counts['5xx']}, dropped connections: {counts['dropped']}"
+        f"5xx: {counts['5xx']}, dropped connections: {counts['dropped']}, "
+        f"idle connections reopened: {counts['reopened']}"
     )
     print("| route | idle p50 | idle p99 | load p50 | load p99 | requests |")
     print("|---|---|---|---|---|---|")
