@@ -1,5 +1,6 @@
 """Shared pieces of the benchmarks: a real service process, seeded data, timing and percentiles."""
 
+import contextlib
 import os
 import random
 import socket
@@ -7,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -36,10 +38,39 @@ def ms(value: float) -> str:
     return f"{value * 1000:.2f}"
 
 
-def seed(database: Path, *, tasks: int, records_per_task: int = 2, action_cycle=("run", "success")) -> None:
+# The PostgreSQL server the replica benchmarks create their databases on (any database
+# of it to connect to; each bench makes its own ``bench_*`` database and drops it after).
+POSTGRES_SERVER = os.environ.get(
+    "SCHEDULER_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextlib.contextmanager
+def postgres_database():
+    """A fresh, empty database on ``POSTGRES_SERVER``, as a URL; dropped on the way out."""
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        yield sa.engine.make_url(POSTGRES_SERVER).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def store_url(database: Path | str) -> str:
+    """A SQLAlchemy URL for a SQLite file path or an URL given as such."""
+    return database if isinstance(database, str) and "://" in database else f"sqlite:///{database}"
+
+
+def seed(
+    database: Path | str, *, tasks: int, records_per_task: int = 2, action_cycle=("run", "success")
+) -> None:
     """Give each bench task a recent history (a run and its success, repeated), so
-    ``every 1 hour`` is not due at start."""
-    engine = sa.create_engine(f"sqlite:///{database}")
+    ``every 1 hour`` is not due at start. ``database``: a SQLite file or a URL."""
+    engine = sa.create_engine(store_url(database))
     metadata.create_all(engine)
     now = time.time()
     batch = []

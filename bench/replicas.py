@@ -1,54 +1,50 @@
 """Replicas on PostgreSQL: failover after a leader is killed, handover when it stops, run-now
-on the leader and on a follower, and how fast an edit on a follower reaches the leader.
+on the leader and on a follower, and how fast an edit on a follower reaches the others.
 
     python bench/replicas.py [--kills 20] [--stops 10] [--runs 50]
 
-Three replicas of ``python main.py`` share a fresh PostgreSQL database
-(``SCHEDULER_BENCH_POSTGRES``, default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``
-as the server to create it on), with 20 tasks due every second.
+Three replicas of ``python main.py`` share a fresh PostgreSQL database (made on
+``SCHEDULER_BENCH_POSTGRES``, see ``common.py``, and dropped after), with 20 tasks due every
+second. Times across processes are wall-clock times of this one machine.
 
-- Failover: from SIGKILL of the leader to the first start by the next leader (read from
-  the log: the first run record of a later epoch).
-- Handover: from SIGTERM of the leader to another replica saying it leads.
+- Failover: from SIGKILL of the leader to the next leader taking the leadership (the
+  ``since`` of the leadership row) and to its first start (the first run record of a later
+  epoch that is a real start, not a start the killed leader claimed and the new one settled).
+- Handover: the same from SIGTERM of the leader. The tasks are due every second, so the
+  first start after a handover also waits for the next due time (up to 1 s).
 - Run-now: from sending ``POST /tasks/mark_async/run`` to the task's first line.
-- Edit: from sending ``PATCH`` on a follower to the leader showing the new condition.
+- Edit: from sending ``PATCH /tasks/f00000`` on a follower to ``GET /tasks/f00000`` showing
+  the new condition on the leader and on the other follower (each polled by a thread of
+  its own, about every millisecond), next to the PATCH's own answer.
 """
 
 import argparse
-import os
 import signal
 import statistics
 import tempfile
+import threading
 import time
-import uuid
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
-from common import Service, ms, percentile
+from common import Service, ms, percentile, postgres_database
 from run_now import measure
 
-SERVER = os.environ.get("SCHEDULER_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 ENV = {"BENCH_FAST_TASKS": "20", "BENCH_FAST_CONDITION": "every 1 seconds", "SCHEDULER_CYCLE_SLEEP": "0.05"}
 
-
-def fresh_database() -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(SERVER, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return sa.engine.make_url(SERVER).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(url: str) -> None:
-    name = sa.engine.make_url(url).database
-    engine = sa.create_engine(SERVER, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    engine.dispose()
+# A start the previous leader claimed and never logged is logged by its successor as a run
+# (started when it was claimed, so before the kill) and its crash: not a start of its own.
+FIRST_START = sa.text(
+    "SELECT min(created) FROM task_log WHERE action = 'run' AND epoch > :epoch "
+    "AND created >= :after AND start >= :after"
+)
+ELECTED = sa.text("SELECT since FROM leadership WHERE epoch > :epoch")
 
 
 class Group:
+    """Replicas on one database, and what their shared tables say."""
+
     def __init__(self, workdir: Path, url: str):
         self.workdir, self.url = workdir, url
         self.members: list[Service] = []
@@ -74,18 +70,25 @@ class Group:
             time.sleep(0.01)
         raise RuntimeError("no single leader")
 
-    def first_start(self, after: float, epoch: int, timeout: float = 20.0) -> float:
-        query = sa.text(
-            "SELECT min(created) FROM task_log WHERE action = 'run' AND created >= :t AND epoch > :e"
-        )
+    def _poll(self, query: sa.TextClause, params: dict, timeout: float, what: str) -> float:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.engine.connect() as conn:
-                found = conn.execute(query, {"t": after, "e": epoch}).scalar()
+                found = conn.execute(query, params).scalar()
             if found is not None:
                 return found
             time.sleep(0.02)
-        raise RuntimeError("the next leader started nothing")
+        raise RuntimeError(what)
+
+    def elected(self, epoch: int, timeout: float = 20.0) -> float:
+        """When a leader of an epoch after ``epoch`` took the leadership (wall clock)."""
+        return self._poll(ELECTED, {"epoch": epoch}, timeout, "nobody took the leadership")
+
+    def first_start(self, after: float, epoch: int, timeout: float = 20.0) -> float:
+        """When a leader of an epoch after ``epoch`` first started a task (wall clock)."""
+        return self._poll(
+            FIRST_START, {"after": after, "epoch": epoch}, timeout, "the next leader started nothing"
+        )
 
     def remove(self, service: Service) -> None:
         self.members.remove(service)
@@ -97,48 +100,56 @@ class Group:
         self.engine.dispose()
 
 
-def failovers(group: Group, kills: int) -> list[float]:
-    gaps = []
-    for _ in range(kills):
+def leader_changes(group: Group, count: int, sig: signal.Signals) -> tuple[list[float], list[float]]:
+    """``count`` times: send ``sig`` to the leader; seconds to the next leadership and to
+    the next leader's first start. The replica is then replaced, so three always run."""
+    to_leader, to_start = [], []
+    for _ in range(count):
         leader = group.leader()
         epoch = group.session(leader)["epoch"]
         time.sleep(2)  # it leads and launches for a while
-        leader.process.kill()
-        killed = time.time()
-        group.remove(leader)
-        gaps.append(group.first_start(killed, epoch) - killed)
-        group.add()
-    return gaps
-
-
-def handovers(group: Group, stops: int) -> list[float]:
-    gaps = []
-    for _ in range(stops):
-        leader = group.leader()
-        others = [s for s in group.members if s is not leader]
-        time.sleep(1)
-        leader.process.send_signal(signal.SIGTERM)
-        stopped = time.monotonic()
-        group.leader(among=others)
-        gaps.append(time.monotonic() - stopped)
+        leader.process.send_signal(sig)
+        sent = time.time()
+        to_leader.append(group.elected(epoch) - sent)
+        to_start.append(group.first_start(sent, epoch) - sent)
         group.remove(leader)
         group.add()
-    return gaps
+    return to_leader, to_start
 
 
-def edits(group: Group, count: int) -> list[float]:
+def _seen(service: Service, condition: str, out: list, index: int) -> None:
+    """Poll ``service`` until it shows ``condition``; note when in ``out[index]``."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{service.port}", timeout=10) as client:
+        while client.get("/tasks/f00000").json()["start_cond"] != condition:
+            time.sleep(0.001)
+    out[index] = time.monotonic()
+
+
+def edits(group: Group, count: int) -> dict[str, list[float]]:
     leader = group.leader()
-    follower = next(s for s in group.members if s is not leader)
-    values = []
+    editor, other = (s for s in group.members if s is not leader)
+    values = {"answer": [], "leader": [], "follower": []}
     for i in range(count):
         condition = f"every {100 + i} seconds"
+        seen = [0.0, 0.0]
+        watchers = [
+            threading.Thread(target=_seen, args=(replica, condition, seen, j))
+            for j, replica in enumerate((leader, other))
+        ]
+        for watcher in watchers:
+            watcher.start()
+        time.sleep(0.05)  # the watchers are polling
         sent = time.monotonic()
-        response = follower.client.patch("/tasks/f00000", json={"start_cond": condition})
+        response = editor.client.patch("/tasks/f00000", json={"start_cond": condition})
+        answered = time.monotonic()
         if response.status_code != 200:
             raise RuntimeError(response.text)
-        while leader.client.get("/tasks/f00000").json()["start_cond"] != condition:
-            time.sleep(0.0005)
-        values.append(time.monotonic() - sent)
+        for watcher in watchers:
+            watcher.join(timeout=30)
+        values["answer"].append(answered - sent)
+        values["leader"].append(seen[0] - sent)
+        values["follower"].append(seen[1] - sent)
+        time.sleep(0.1)
     return values
 
 
@@ -154,32 +165,32 @@ def main() -> None:
     parser.add_argument("--stops", type=int, default=10)
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
-    url = fresh_database()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            group = Group(Path(tmp), url)
-            try:
-                for _ in range(3):
-                    group.add()
-                leader = group.leader()
-                follower = next(s for s in group.members if s is not leader)
-                time.sleep(3)
-                on_leader = measure(leader, "mark_async", args.runs)
-                on_follower = measure(follower, "mark_async", args.runs)
-                edit = edits(group, args.runs)
-                handover = handovers(group, args.stops)
-                failover = failovers(group, args.kills)
-            finally:
-                group.close()
-    finally:
-        drop_database(url)
+    with postgres_database() as url, tempfile.TemporaryDirectory() as tmp:
+        group = Group(Path(tmp), url)
+        try:
+            for _ in range(3):
+                group.add()
+            leader = group.leader()
+            follower = next(s for s in group.members if s is not leader)
+            time.sleep(3)
+            on_leader = measure(leader, "mark_async", args.runs)
+            on_follower = measure(follower, "mark_async", args.runs)
+            edit = edits(group, args.runs)
+            handover = leader_changes(group, args.stops, signal.SIGTERM)
+            failover = leader_changes(group, args.kills, signal.SIGKILL)
+        finally:
+            group.close()
     print("| measure | n | p50 | p95 | max |")
     print("|---|---|---|---|---|")
-    print(row("failover, s (SIGKILL → first start by the next leader)", failover))
-    print(row("handover, s (SIGTERM → another replica leads)", handover))
+    print(row("failover, s: SIGKILL → the next replica leads", failover[0]))
+    print(row("failover, s: SIGKILL → first start by the next leader", failover[1]))
+    print(row("handover, s: SIGTERM → the next replica leads", handover[0]))
+    print(row("handover, s: SIGTERM → first start by the next leader", handover[1]))
     print(row("run-now on the leader, ms", on_leader, "ms"))
     print(row("run-now on a follower, ms", on_follower, "ms"))
-    print(row("edit on a follower seen on the leader, ms", edit, "ms"))
+    print(row("edit on a follower: its answer, ms", edit["answer"], "ms"))
+    print(row("edit on a follower: seen on the leader, ms", edit["leader"], "ms"))
+    print(row("edit on a follower: seen on the other follower, ms", edit["follower"], "ms"))
 
 
 if __name__ == "__main__":
