@@ -5,6 +5,7 @@ from control.cli.client import ApiClient, ApiError, Event
 from control.cli.exits import EXIT_CODES_HELP, CliError, ExitCode
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -70,7 +71,14 @@ pass_cli = click.make_pass_decorator(Cli)
     envvar="SCHEDULER_TOKEN",
     help="An API token (python -m control.tokens makes one) [env: SCHEDULER_TOKEN].",
 )
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for an answer.")
+@click.option(
+    "--request-timeout",
+    "timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for an answer (streams wait as long as they run).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON as it is, for scripts.")
 @click.pass_context
 def cli(ctx: click.Context, url: str, token: str | None, timeout: float, as_json: bool) -> None:
@@ -486,4 +494,8 @@ def main() -> None:
         sys.exit(error.exit_code)
     except click.Abort:
         sys.exit(130)  # Ctrl+C, as a shell reports SIGINT
+    except BrokenPipeError:
+        # The reader left (``| head``): say nothing more, and let no flush at exit complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(ExitCode.ERROR)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
