@@ -3,6 +3,7 @@ and the exit code it ends with."""
 
 import json
 import re
+import signal
 
 import pytest
 
@@ -177,6 +178,7 @@ def test_logs_oldest_first(cli):
     started, succeeded = logs.stdout.splitlines()
     assert started.split()[2:5] == ["upstream", "run", "run"] and run_id in started
     assert succeeded.split()[2:4] == ["upstream", "success"] and run_id in succeeded
+    assert cli("run", "failing", "--wait").returncode == 8
     failed = cli("logs", "-t", "failing", "-n", "1")
     assert failed.stdout.rstrip().endswith("ValueError: boom from the failing task")
     page = json.loads(cli("logs", "-t", "upstream", "-n", "2", "--json").stdout)
@@ -191,13 +193,16 @@ def test_logs_follow(cli, running):
     second = run_id_in(cli("run", "downstream", "--wait").stdout)
     assert second in follower.expect(" run ")
     assert second in follower.expect("success")
-    follower.stop()  # by its PID, as Ctrl+C would
+    follower.process.send_signal(signal.SIGINT)  # Ctrl+C, to its own PID
+    assert follower.wait() == 130
+    assert "Traceback" not in follower.stderr()
     assert [line for line in follower.seen if first in line] == [follower.seen[0]]  # shown once
 
 
 def test_logs_follow_json_lines(cli, running):
+    assert cli("run", "failing", "--wait").returncode == 8  # a record for the page
     follower = running(cli, "--json", "logs", "-t", "failing", "-n", "1", "-f")
-    follower.expect('"failing"')
+    follower.expect('"failing"')  # the page is shown: the stream is subscribed
     cli("run", "failing")
     record = json.loads(follower.expect('"fail"'))
     assert record["kind"] == "fail" and "boom" in record["exc_text"]
