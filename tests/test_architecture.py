@@ -55,6 +55,14 @@ def test_only_the_workers_package_imports_celery(path):
     assert not forbidden, f"{path.relative_to(REPO)} imports {forbidden}"
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "control" / "cli").glob("*.py")), ids=lambda p: p.name)
+def test_the_command_line_is_only_a_client_of_the_api(path):
+    """It reaches the service over HTTP alone, so it runs wherever the API can be reached."""
+    names = imported(path)
+    forbidden = [name for name in names if within(name, "control") and not within(name, "control.cli")]
+    assert not forbidden, f"{path.relative_to(REPO)} imports {forbidden}"
+
+
 def test_only_deps_reads_the_app_state():
     readers = [
         path.relative_to(REPO)

@@ -1,0 +1,5 @@
+"""Entry point of ``python -m control.cli``."""
+
+from control.cli.commands import main
+
+main()
