@@ -68,6 +68,11 @@ class ReplicaService:
         self._waiting: dict[int, asyncio.Future] = {}
         self._background: set[asyncio.Task] = set()
         self._pruned_at = 0.0
+        # One pass over the pending requests at a time (notices come in bursts), and the
+        # requests already carried out, in case their answer could not be stored.
+        self._answering = False
+        self._again = False
+        self._carried: dict[int, None] = {}
 
     # -- start and stop (event loop) -----------------------------------------------------
 
@@ -139,11 +144,34 @@ class ReplicaService:
     # -- answering (the leader) ----------------------------------------------------------
 
     async def _answer_pending(self) -> None:
+        """Carry out every request not answered yet, each once: a pass asked for while one
+        is going on makes that one read again instead of running beside it."""
+        if self._answering:
+            self._again = True
+            return
+        self._answering = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                await self._answer_once()
+        finally:
+            self._answering = False
+
+    async def _answer_once(self) -> None:
         if not self._scheduler.leading() or self.carry_out is None:
             return
         for request in await asyncio.to_thread(self._store.pending_requests):
+            if request.id in self._carried:
+                continue
+            self._carried[request.id] = None
+            if len(self._carried) > 10_000:
+                del self._carried[next(iter(self._carried))]
             answer = await self._carry(request)
-            await asyncio.to_thread(self._store.answer, request.id, answer)
+            try:
+                await asyncio.to_thread(self._store.answer, request.id, answer)
+            except Exception as exc:
+                logger.warning("The answer to request %d could not be stored: %s", request.id, exc)
         if time.monotonic() - self._pruned_at > _PRUNE_EVERY:
             self._pruned_at = time.monotonic()
             await asyncio.to_thread(self._store.prune, time.time())

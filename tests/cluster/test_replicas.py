@@ -2,6 +2,7 @@
 killed, stopped or cut-off leader is replaced without a start happening twice, and every
 replica serves the whole API."""
 
+import asyncio
 import signal
 import time
 
@@ -116,3 +117,27 @@ def test_every_replica_serves_the_api_and_edits_reach_all_within_a_second(replic
     assert asked.client.post("/tasks/sleeper/terminate").status_code == 409
     assert asked.client.post("/tasks/nothing/run").status_code == 404
     assert third.task("sleeper")["status"] == "terminate"  # followed from the leader's records
+
+
+def test_a_burst_of_run_requests_on_a_follower_starts_each_run_once(replicas, postgres_schema_url):
+    group = replicas(2, tasks=0)
+    leader = wait_leader(group)
+    follower = next(replica for replica in group if replica is not leader)
+    names = [f"burst{i:02d}" for i in range(20)]
+    for name in names:
+        created = follower.client.post(
+            "/tasks", json={"name": name, "func": "tests.support_tasks.probes:quick"}
+        )
+        assert created.status_code == 201, created.text
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=str(follower.client.base_url), timeout=30) as client:
+            return await asyncio.gather(*(client.post(f"/tasks/{name}/run") for name in names))
+
+    answers = asyncio.run(burst())
+    assert [answer.status_code for answer in answers] == [202] * len(names), [a.text for a in answers]
+    wait_until(
+        lambda: len([r for r in runs(postgres_schema_url) if r.outcome]) >= len(names), what="the runs"
+    )
+    started = [run.task for run in runs(postgres_schema_url)]
+    assert sorted(started) == names  # each once
