@@ -141,3 +141,25 @@ def test_a_burst_of_run_requests_on_a_follower_starts_each_run_once(replicas, po
     )
     started = [run.task for run in runs(postgres_schema_url)]
     assert sorted(started) == names  # each once
+
+
+def test_a_frozen_leader_is_unseated_and_stays_out_when_it_wakes(replicas, postgres_schema_url):
+    """SIGSTOP: the process is there, its connection open, the lock held; nothing answers."""
+    url = postgres_schema_url
+    group = replicas(2)
+    leader = wait_leader(group)
+    follower = next(replica for replica in group if replica is not leader)
+    epoch = session(leader)["epoch"]
+    wait_until(lambda: len(runs(url)) >= 10, timeout=15, what="runs by the first leader")
+    leader.send(signal.SIGSTOP)
+    frozen_at = time.time()
+    try:
+        first = first_start_after(url, frozen_at, epoch_above=epoch)
+        assert first.started - frozen_at <= 8.0
+        assert role(follower) == "leader"
+    finally:
+        leader.send(signal.SIGCONT)
+    wait_until(lambda: role(leader) == "follower", timeout=10, what="the woken leader following")
+    wait_until(lambda: runs(url)[-1].started > time.time() - 1, timeout=10, what="starts going on")
+    assert double_starts(runs(url), every=EVERY) == []
+    assert {run.epoch for run in runs(url) if run.started > first.started} == {session(follower)["epoch"]}

@@ -47,6 +47,19 @@ import sqlalchemy as sa
 logger = logging.getLogger(__name__)
 
 _LEADER_KEY = lock_key_sql("leader")  # the launch right
+SILENT_AFTER = 3.0  # seconds without a query from the leader's session before it is ended
+# The session holding the launch right, if it has run no query for %s seconds (a leader
+# confirms every 0.25 s). A bigint advisory key shows in pg_locks as (classid, objid) =
+# (high, low) 32 bits, with objsubid 1.
+_SILENT_LEADER_SQL = f"""
+SELECT a.pid, EXTRACT(EPOCH FROM now() - a.state_change)
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = ((({_LEADER_KEY})::bigint >> 32) & 4294967295)::oid
+  AND l.objid = (({_LEADER_KEY})::bigint & 4294967295)::oid
+  AND a.state = 'idle' AND now() - a.state_change > make_interval(secs => %s)
+"""
 _EVENTS_KEY = lock_key_sql("events")  # appending events, so that ids commit in order
 _STATEMENT_TIMEOUT_MS = 800  # a confirmation slower than this is no confirmation
 _CLAIMS_CHECKED = "claims_checked_epoch"
@@ -223,6 +236,7 @@ class SharedCoordinationStore(CoordinationStore):
         own, _ = self._connection()
         try:
             if not own.execute(f"SELECT pg_try_advisory_lock({_LEADER_KEY})").fetchone()[0]:
+                self._unseat_silent_leader(own)
                 return None
             now = time.time()
             with own.transaction():
@@ -238,6 +252,19 @@ class SharedCoordinationStore(CoordinationStore):
         except Exception:
             self._drop()  # never keep the lock without the row saying so
             raise
+
+    def _unseat_silent_leader(self, own: Any) -> None:
+        """A leader that holds the lock but has said nothing for ``SILENT_AFTER`` seconds
+        (its process frozen, its host lost behind a connection the server still keeps)
+        would hold it for ever: its session is ended, which releases the lock. If it wakes
+        up, its confirmations are over a second old, so it launches nothing (and its epoch
+        is no longer current, so no claim of it can be recorded)."""
+        row = own.execute(_SILENT_LEADER_SQL, (SILENT_AFTER,)).fetchone()
+        if row is None:
+            return
+        pid, silent = row
+        logger.warning("The leader's session (pid %s) has been silent for %.1f s: ending it", pid, silent)
+        own.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
     def confirm(self, epoch: int) -> bool:
         try:
