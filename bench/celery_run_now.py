@@ -10,17 +10,12 @@ task package and opens the database).
 """
 
 import argparse
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-from common import ROOT, Service, ms, percentile
+from common import Service, celery_worker, ms, percentile
 from run_now import measure
 
 
@@ -41,17 +36,7 @@ def main() -> None:
         }
         with Service(Path(tmp), tasks=10, env=shared, database=database) as service:
             shared["BENCH_MARK_FILE"] = str(service.mark_file)
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", "prefork", "-c", "1",
-                 "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle",
-                 "--without-heartbeat"],
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT), **shared},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # fmt: skip
-            try:
+            with celery_worker(shared, queue=queue):
                 measure(service, "mark_celery", 5)  # warm-up
                 print("| execution | runs | p50 ms | p95 ms | max ms |")
                 print("|---|---|---|---|---|")
@@ -62,10 +47,6 @@ def main() -> None:
                         f"| {ms(percentile(values, 95))} | {ms(max(values))} |",
                         flush=True,
                     )
-            finally:
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait(timeout=30)
-                time.sleep(0)
 
 
 if __name__ == "__main__":

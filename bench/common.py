@@ -3,6 +3,7 @@
 import contextlib
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -210,3 +211,27 @@ def read_response(sock: socket.socket) -> int:
 
 def summary(values: list[float]) -> str:
     return f"p50 {ms(statistics.median(values))} ms, p99 {ms(percentile(values, 99))} ms"
+
+
+@contextlib.contextmanager
+def celery_worker(env: dict[str, str], *, queue: str, concurrency: int = 1):
+    """``celery -A worker worker`` (prefork, ``concurrency`` processes) on ``queue``, with the
+    service's settings in ``env``; stopped (its process group) afterwards."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", "prefork", "-c", str(concurrency),
+         "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env, "SCHEDULER_CELERY_QUEUE": queue},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield worker
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()

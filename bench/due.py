@@ -1,7 +1,7 @@
 """Sustained due work: how many starts a second the scheduler keeps up with, step by step.
 
     python bench/due.py [--store sqlite|postgres] [--every 1] [--rates 50 100 200 400 800]
-                        [--seconds 10] [--all]
+                        [--seconds 10] [--all] [--execution celery --concurrency 2]
 
 One service (on a SQLite file, or on a fresh PostgreSQL database where it leads alone and
 claims every start in the database). At each step the bench adds trivial async tasks
@@ -15,6 +15,11 @@ A task's due time is its previous start plus the period (``every`` counts from t
 start), so each start's lag is ``start − (previous start + period)``. Prints, per step:
 starts due a second, starts made a second, lag p50/p99/max, and the service's CPU (% of
 one core). Stops after the first step whose lag p99 exceeds 100 ms, unless ``--all``.
+
+With ``--execution celery`` the tasks run on a Celery worker (``--concurrency`` processes,
+broker ``--broker``); a start is then the run's send, and a task whose previous run has not
+come back from the worker when it is due skips that start (its overlap policy), which
+shows as lag.
 """
 
 import argparse
@@ -23,12 +28,13 @@ import contextlib
 import statistics
 import tempfile
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from common import Service, ms, percentile, postgres_database, store_url
+from common import Service, celery_worker, ms, percentile, postgres_database, store_url
 
 FUNC = "bench.bench_tasks.trivial:noop"
 ENV = {"SCHEDULER_TASK_FUNC_PACKAGES": '["bench.bench_tasks"]', "BENCH_TASKS": "0"}
@@ -39,7 +45,7 @@ RUNS = sa.text(
 LIMIT = 0.100  # the lag p99 a rate must keep to count as kept up with
 
 
-async def create(port: int, first: int, count: int, every: float) -> None:
+async def create(port: int, first: int, count: int, every: float, execution: str) -> None:
     """Create tasks ``first`` … ``first + count - 1``, one every ``every / count`` seconds
     (as far as the service keeps up: up to 8 requests in flight)."""
     limit = asyncio.Semaphore(8)
@@ -48,6 +54,7 @@ async def create(port: int, first: int, count: int, every: float) -> None:
     async def one(client: httpx.AsyncClient, i: int) -> None:
         async with limit:
             body = {"name": f"d{i:05d}", "func": FUNC, "start_cond": f"every {every:g} seconds"}
+            body["execution"] = execution
             response = await client.post("/tasks", json=body)
             if response.status_code != 201:
                 raise RuntimeError(f"creating d{i:05d}: {response.status_code} {response.text}")
@@ -85,20 +92,32 @@ def main() -> None:
     parser.add_argument("--rates", type=int, nargs="+", default=[50, 100, 200, 300, 400, 600, 800, 1200])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured per step")
     parser.add_argument("--all", action="store_true", help="go on past the first rate not kept up with")
+    parser.add_argument("--execution", choices=["async", "celery"], default="async")
+    parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672//")
     args = parser.parse_args()
-    print(f"store: {args.store}; tasks every {args.every:g} s; {args.seconds:g} s measured per step")
+    print(
+        f"store: {args.store}; {args.execution} tasks every {args.every:g} s; "
+        f"{args.seconds:g} s measured per step"
+        + (f"; one Celery worker of {args.concurrency} processes" if args.execution == "celery" else "")
+    )
     print("| starts due /s | tasks | starts made /s | lag p50 ms | lag p99 ms | lag max ms | CPU % |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         database = stack.enter_context(postgres_database()) if args.store == "postgres" else None
-        service = stack.enter_context(Service(Path(tmp), tasks=0, env=ENV, database=database))
+        queue = f"bench-{uuid.uuid4().hex[:8]}"
+        env = ENV | {"SCHEDULER_CELERY_BROKER": args.broker, "SCHEDULER_CELERY_QUEUE": queue}
+        service = stack.enter_context(Service(Path(tmp), tasks=0, env=env, database=database))
+        if args.execution == "celery":
+            shared = env | {"SCHEDULER_DATABASE": str(database or service.database)}
+            stack.enter_context(celery_worker(shared, queue=queue, concurrency=args.concurrency))
         engine = sa.create_engine(store_url(database or service.database))
         stack.callback(engine.dispose)
         tasks = 0
         for rate in args.rates:
             wanted = round(rate * args.every)
             if wanted > tasks:
-                asyncio.run(create(service.port, tasks, wanted - tasks, args.every))
+                asyncio.run(create(service.port, tasks, wanted - tasks, args.every, args.execution))
                 tasks = wanted
             time.sleep(2 * args.every + 2)
             since = time.time()
