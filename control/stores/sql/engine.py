@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from control.paging import Cursor
 
+import sqlite3
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,19 +51,38 @@ def redacted(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
+_SQLITE_BUSY = 5.0  # seconds a statement waits for another connection's lock
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the file in WAL mode (it stays so; later openers find it done). SQLite refuses the
+    switch at once, without its busy wait, while another connection holds a lock on the file:
+    processes opening a new file at the same moment retry here for as long as that wait."""
+    deadline = time.monotonic() + _SQLITE_BUSY
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)  # nothing to wait on: SQLite's own busy wait polls too
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine with the settings the stores rely on (WAL and a busy timeout on SQLite)."""
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY})
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             cursor = dbapi_conn.cursor()
             # WAL lets the API and Rocketry read while the writer thread commits.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
