@@ -2,6 +2,8 @@
 killed, stopped or cut-off leader is replaced without a start happening twice, and every
 replica serves the whole API."""
 
+from control.stores.sql.engine import lock_key_sql
+
 import asyncio
 import signal
 import time
@@ -17,6 +19,7 @@ from tests.utils.waiting import wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 PACKAGES = '["tests.support_tasks_cluster"]'
+LEADER_KEY = lock_key_sql("leader")
 EVERY = 1.0
 
 
@@ -69,10 +72,13 @@ def test_a_leader_cut_from_the_database_stops_launching_before_another_starts(re
     wait_until(lambda: len(runs(url)) >= 10, timeout=15, what="runs by the first leader")
     engine = sa.create_engine(url)
     with engine.begin() as conn:
+        # The session holding the launch right (its advisory key; see coordination.py).
         cut = conn.execute(
             sa.text(
-                "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
-                "WHERE a.application_name = 'rocketry-control coordinator' AND l.locktype = 'advisory'"
+                "SELECT pg_terminate_backend(pid) FROM (SELECT DISTINCT a.pid FROM pg_stat_activity a "
+                "JOIN pg_locks l ON l.pid = a.pid WHERE a.application_name = 'rocketry-control coordinator' "
+                f"AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                f"AND l.objid = (({LEADER_KEY})::bigint & 4294967295)::oid) AS holder"
             )
         ).all()
     engine.dispose()
