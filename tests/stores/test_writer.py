@@ -3,6 +3,9 @@ and a writing loop that fails (as a bug would) and is restarted."""
 
 from control.stores.sql.writer import RecordWriter
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
@@ -97,3 +100,16 @@ def test_records_wait_while_the_database_is_away_and_the_oldest_go_beyond_the_li
     health = wait_until(lambda: (h := writer.health()).status == "degraded" and h, what="degraded")
     assert (health.pending, health.lost, health.rejected) == (2, 1, 0)
     assert "the database is away" in health.last_error
+
+
+def test_a_writer_without_maintenance_sleeps_until_records_come(writers):
+    """Its first maintenance time passed with nothing to maintain, it once woke at every turn."""
+    sink = Sink()
+    writer = writers(sink, maintain_every=0.01)
+    writer.add("a")
+    assert writer.flush(5)
+    began = time.process_time()
+    threading.Event().wait(0.5)  # an interval to measure over: this thread sleeps, so should the writer
+    assert time.process_time() - began < 0.1
+    writer.add("b")
+    assert writer.flush(5) and sink.rows == ["a", "b"]

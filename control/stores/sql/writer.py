@@ -16,6 +16,7 @@ from control.stores.sql.engine import is_outage, short
 
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -177,10 +178,13 @@ class RecordWriter:
                 self._wake.set()  # what waits is written at once by the new loop
 
     def _write_forever(self) -> None:
-        next_maintenance = time.monotonic() + min(self._maintain_every, 5.0)
+        # Without maintenance (no retention: a worker, or both limits off) nothing is due:
+        # the thread sleeps until records come (a due time in the past would make it spin).
+        first = min(self._maintain_every, 5.0) if self._maintain is not None else math.inf
+        next_maintenance = time.monotonic() + first
         backoff = 0.0
         while True:
-            timeout = max(0.0, next_maintenance - time.monotonic())
+            timeout = min(max(0.0, next_maintenance - time.monotonic()), threading.TIMEOUT_MAX)
             if backoff:
                 timeout = min(timeout, backoff)
             if self._wake.wait(timeout) and not self._closing:
