@@ -161,17 +161,19 @@ class ReplicaService:
     async def _answer_once(self) -> None:
         if not self._scheduler.leading() or self.carry_out is None:
             return
+        answers: dict[int, dict[str, Any]] = {}
         for request in await asyncio.to_thread(self._store.pending_requests):
             if request.id in self._carried:
                 continue
             self._carried[request.id] = None
             if len(self._carried) > 10_000:
                 del self._carried[next(iter(self._carried))]
-            answer = await self._carry(request)
+            answers[request.id] = await self._carry(request)
+        if answers:
             try:
-                await asyncio.to_thread(self._store.answer, request.id, answer)
+                await asyncio.to_thread(self._store.answer, answers)  # one commit for them all
             except Exception as exc:
-                logger.warning("The answer to request %d could not be stored: %s", request.id, exc)
+                logger.warning("The answers to requests %s could not be stored: %s", sorted(answers), exc)
         if time.monotonic() - self._pruned_at > _PRUNE_EVERY:
             self._pruned_at = time.monotonic()
             await asyncio.to_thread(self._store.prune, time.time())

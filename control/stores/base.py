@@ -462,7 +462,8 @@ class CoordinationStore(ABC):
     def pending_requests(self) -> list[Request]: ...
 
     @abstractmethod
-    def answer(self, request_id: int, answer: dict[str, Any]) -> None: ...
+    def answer(self, answers: dict[int, dict[str, Any]]) -> None:
+        """Answer requests (by id), in one go; a request answered already keeps its answer."""
 
     @abstractmethod
     def answer_of(self, request_id: int) -> dict[str, Any] | None: ...

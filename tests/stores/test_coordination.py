@@ -106,8 +106,8 @@ def test_a_request_is_answered_once(pair):
         (request_id, "run", {"parameters": {"n": 1}})
     ]
     assert two.answer_of(request_id) is None
-    one.answer(request_id, {"ok": {"task": "t"}})
-    one.answer(request_id, {"error": "late"})  # a second answer changes nothing
+    one.answer({request_id: {"ok": {"task": "t"}}})
+    one.answer({request_id: {"error": "late"}})  # a second answer changes nothing
     assert two.answer_of(request_id) == {"ok": {"task": "t"}}
     assert one.pending_requests() == []
 

@@ -165,7 +165,7 @@ class LocalCoordinationStore(CoordinationStore):
     def pending_requests(self) -> list[Request]:
         return []
 
-    def answer(self, request_id: int, answer: dict[str, Any]) -> None:
+    def answer(self, answers: dict[int, dict[str, Any]]) -> None:
         pass
 
     def answer_of(self, request_id: int) -> dict[str, Any] | None:
@@ -321,12 +321,10 @@ class SharedCoordinationStore(CoordinationStore):
 
     def claim(self, task_name: str, seq: int, run_id: str, epoch: int) -> bool:
         with self._engine.begin() as conn:
-            # Not waiting for the WAL flush makes a claim 7 times faster (2.9 → 0.4 ms p50
-            # here): starts wait for their claims one after another. A commit is visible to
-            # every replica at once all the same; only a crash of the PostgreSQL server can
-            # lose the last fraction of a second of claims, and then the service keeps the
-            # runs' log records and writes them once the server is back.
-            conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
+            # 7 times faster (2.9 → 0.4 ms p50 here), and starts wait for their claims one
+            # after another. Should the server crash, the service keeps the runs' log records
+            # and writes them once it is back.
+            _without_flush_wait(conn)
             # Shared row lock: a takeover (FOR UPDATE) waits for claims under way, and a
             # claim after it sees the new epoch.
             current = conn.execute(
@@ -377,6 +375,7 @@ class SharedCoordinationStore(CoordinationStore):
             for kind, task, created, data in events
         ]
         with self._engine.begin() as conn:
+            _without_flush_wait(conn)
             conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_EVENTS_KEY})"))
             conn.execute(shared_events.insert(), rows)
             notify_replicas(conn, "events")
@@ -397,6 +396,7 @@ class SharedCoordinationStore(CoordinationStore):
 
     def submit(self, kind: str, task: str, payload: dict[str, Any]) -> int:
         with self._engine.begin() as conn:
+            _without_flush_wait(conn)
             stmt = leader_requests.insert().values(kind=kind, task=task, payload=payload, created=time.time())
             request_id = conn.execute(stmt).inserted_primary_key[0]
             notify_replicas(conn, "requests", str(request_id))
@@ -410,14 +410,16 @@ class SharedCoordinationStore(CoordinationStore):
         with self._engine.connect() as conn:
             return [Request(**row._mapping) for row in conn.execute(stmt)]
 
-    def answer(self, request_id: int, answer: dict[str, Any]) -> None:
+    def answer(self, answers: dict[int, dict[str, Any]]) -> None:
         with self._engine.begin() as conn:
-            conn.execute(
-                leader_requests.update()
-                .where(leader_requests.c.id == request_id, leader_requests.c.answered.is_(None))
-                .values(answer=answer, answered=time.time())
-            )
-            notify_replicas(conn, "answers", str(request_id))
+            _without_flush_wait(conn)
+            for request_id, answer in answers.items():
+                conn.execute(
+                    leader_requests.update()
+                    .where(leader_requests.c.id == request_id, leader_requests.c.answered.is_(None))
+                    .values(answer=answer, answered=time.time())
+                )
+                notify_replicas(conn, "answers", str(request_id))
 
     def answer_of(self, request_id: int) -> dict[str, Any] | None:
         stmt = sa.select(leader_requests.c.answer).where(leader_requests.c.id == request_id)
@@ -433,6 +435,14 @@ class SharedCoordinationStore(CoordinationStore):
     def close(self) -> None:
         self._drop()
         self._own_engine.dispose()
+
+
+def _without_flush_wait(conn: sa.Connection) -> None:
+    """This transaction commits without waiting for the WAL flush (about 3 ms less here). For
+    what only lives as long as the replicas do (requests, answers, events for the streams,
+    claims): visible to every replica at commit all the same; only a crash of the server
+    itself can lose the last fraction of a second of them."""
+    conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def _hold_named_lock(engine: sa.Engine) -> sa.Connection:
