@@ -87,6 +87,8 @@ def test_no_start_twice_and_no_run_without_outcome_while_leaders_are_killed(
     failovers: list[tuple[float, float]] = []  # (killed at, first start of the next leader)
     random_ = random.Random(7)
     ends = time.time() + SECONDS
+    # Until then every task is due at once (the group just started): the leader catches up.
+    steady = time.time() + 5 * EVERY
     try:
         while time.time() < ends:
             leader = wait_leader(group, timeout=10)
@@ -144,7 +146,11 @@ def test_no_start_twice_and_no_run_without_outcome_while_leaders_are_killed(
         by_task.setdefault(run.task, []).append(run)
     for task, task_runs in by_task.items():
         for before, after in zip(task_runs, task_runs[1:], strict=False):
-            if after.started - before.started > 2 * EVERY and before.ended < before.started + EVERY:
+            if (
+                after.started - before.started > 2 * EVERY
+                and before.ended < before.started + EVERY
+                and before.started > steady
+            ):
                 gap = (before.started, after.started)
                 assert any(lo <= gap[0] and gap[1] <= hi for lo, hi in windows), (task, gap, windows)
     assert all(role(member) is None for member in group)
