@@ -42,3 +42,6 @@ class LogFilter(PageFilter):
         [], description="Only these tasks (repeat the parameter for several)"
     )
     action: list[Action] = Field([], description="Only these actions (repeatable)")
+    run_id: list[Annotated[str, Field(max_length=64)]] = Field(
+        [], max_length=100, description="Only the records of these runs (repeatable)"
+    )

@@ -64,6 +64,7 @@ class HistoryService:
         query = LogQuery(
             tasks=(task,) if task is not None else tuple(filters.task),
             actions=tuple(filters.action),
+            run_ids=tuple(filters.run_id),
             since=since,
             until=until,
             limit=filters.limit,

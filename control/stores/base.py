@@ -104,6 +104,7 @@ class LogQuery:
 
     tasks: tuple[str, ...] = ()
     actions: tuple[str, ...] = ()
+    run_ids: tuple[str, ...] = ()
     since: float | None = None
     until: float | None = None
     limit: int = 100

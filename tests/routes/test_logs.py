@@ -23,6 +23,23 @@ async def test_filters_by_task_and_action(service):
     assert {r["action"] for r in response.json()["data"]} == {"fail", "success"}
 
 
+async def test_a_runs_records_by_its_id_alone(service):
+    await run_and_wait(service, "quick", "success")
+    await run_and_wait(service, "quick", "success")
+    runs = [r["run_id"] for r in (await service.client.get("/logs", params={"action": "run"})).json()["data"]]
+    first, second = runs[-1], runs[0]
+    data = (await service.client.get("/logs", params={"run_id": first})).json()["data"]
+    assert [(r["action"], r["run_id"], r["task_name"]) for r in data] == [
+        ("success", first, "quick"),
+        ("run", first, "quick"),
+    ]
+    both = (await service.client.get("/logs", params=[("run_id", first), ("run_id", second)])).json()["data"]
+    assert len(both) == 4
+    assert (await service.client.get("/logs", params={"run_id": "nope"})).json()["data"] == []
+    too_long = await service.client.get("/logs", params={"run_id": "x" * 65})
+    assert too_long.status_code == 422
+
+
 async def test_task_logs_route_is_limited_to_the_task(service):
     await run_and_wait(service, "quick", "success")
     await run_and_wait(service, "failing", "fail")

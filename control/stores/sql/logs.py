@@ -122,7 +122,7 @@ class SQLLogStore(LogStore, OutputStore):
     # -- reading: the API ----------------------------------------------------------------
 
     def page(self, query: LogQuery) -> LogPage:
-        one_of = {"task_name": query.tasks, "action": query.actions}
+        one_of = {"task_name": query.tasks, "action": query.actions, "run_id": query.run_ids}
         where = matching(task_log, one_of=one_of, since=query.since, until=query.until)
         with self._engine.connect() as conn:
             rows, cursor = newest_first(conn, task_log, where, limit=query.limit, cursor=query.cursor)

@@ -30,6 +30,8 @@ task_log = sa.Table(
     sa.Index("ix_task_log_action_created", "action", "created"),
     # A run's records share its run id: which runs never got an outcome (after a crash).
     sa.Index("ix_task_log_task_run", "task_name", "run_id", "action"),
+    # A run's records by its id alone (``/logs?run_id=``).
+    sa.Index("ix_task_log_run", "run_id"),
 )
 # A run starts once and ends once, whoever writes late: a deposed leader's records of a run
 # the next leader already settled are dropped (INSERT ... ON CONFLICT DO NOTHING). MySQL has

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 # Databases made before migrations (by ``metadata.create_all``): the revision whose schema
 # each had, told apart by what the later one added.
-FIRST, REPLICAS, WORKERS = "0001", "0002", "0003"
+FIRST, REPLICAS, WORKERS, RUN_INDEX = "0001", "0002", "0003", "0004"
 VERSION_TABLE = "alembic_version"  # Alembic's default
 _PG_LOCK_UNAVAILABLE = "55P03"  # lock_timeout expired
 
@@ -110,6 +110,8 @@ def stamp_of_unversioned(conn: sa.Connection) -> str | None:
     inspector = sa.inspect(conn)
     if not inspector.has_table("task_log"):
         return None
+    if any(index["name"] == "ix_task_log_run" for index in inspector.get_indexes("task_log")):
+        return RUN_INDEX
     if inspector.has_table("remote_runs"):
         return WORKERS
     columns = {column["name"] for column in inspector.get_columns("task_log")}
