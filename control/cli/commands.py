@@ -354,16 +354,18 @@ def _echo_record(cli: Cli, data: dict) -> None:
 
 
 @cli.command()
-@click.argument("task")
-@click.argument("run_id")
+@click.argument("ids", nargs=-1, required=True, metavar="[TASK] RUN_ID")
 @click.option("--follow", "-f", is_flag=True, help="Go on printing what it writes until the run ends.")
 @json_option
 @pass_cli
-def output(cli: Cli, task: str, run_id: str, follow: bool) -> None:
+def output(cli: Cli, ids: tuple[str, ...], follow: bool) -> None:
     """What a run wrote (prints to stdout and stderr, logging), in order.
 
-    RUN_ID is in `run`'s answer and in `logs`.
+    RUN_ID is in `run`'s answer and in `logs`; the run's task is looked up unless given.
     """
+    if len(ids) > 2:
+        raise click.UsageError("give RUN_ID, or TASK RUN_ID")
+    task, run_id = ids if len(ids) == 2 else (_task_of_run(cli, ids[0]), ids[0])
     path = f"/tasks/{task}/runs/{run_id}/output"
     if not follow:
         response = cli.client.get(path)
@@ -382,6 +384,13 @@ def output(cli: Cli, task: str, run_id: str, follow: bool) -> None:
                 else:
                     click.echo(_text(event.data), nl=False)
     raise CliError("the output stream ended before the run did (the service stopped?)", ExitCode.UNREACHABLE)
+
+
+def _task_of_run(cli: Cli, run_id: str) -> str:
+    records = cli.client.get("/logs", params={"run_id": run_id, "limit": 1}).json()["data"]
+    if not records:
+        raise CliError(f"not found: no run '{run_id}' in the log", ExitCode.NOT_FOUND)
+    return records[0]["task_name"]
 
 
 def _text(line: dict) -> str:

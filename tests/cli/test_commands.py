@@ -82,6 +82,7 @@ def test_run_with_parameters(cli):
     done = cli("run", "chatty", "--param", "lines=5", "-p", "fail=false", "--wait")
     assert done.returncode == 0, done.stderr
     written = cli("output", "chatty", run_id_in(done.stdout))
+    assert cli("output", run_id_in(done.stdout)).stdout == written.stdout  # the task looked up
     assert written.returncode == 0, written.stderr
     assert written.stdout.splitlines() == [
         *(f"line {i}" for i in range(5)),
@@ -135,6 +136,8 @@ def test_unknown_tasks_and_runs_exit_5(cli):
         assert missing.stderr.strip() == "error: not found (404): Task 'nope' not found"
     no_run = cli("output", "quick", "0" * 32)
     assert no_run.returncode == 5 and f"has no run '{'0' * 32}'" in no_run.stderr
+    unknown = cli("output", "0" * 32)
+    assert unknown.returncode == 5 and f"no run '{'0' * 32}' in the log" in unknown.stderr
 
 
 def test_disable_and_enable(cli, service):

@@ -44,7 +44,7 @@ def test_the_examples_run_as_written(tmp_path):
                 run_id = match.group(1)
             if argv[-1] == "shutdown":
                 assert service.wait_exit() == 0
-            if argv[3:5] == ["output", "daily_report"]:
+            if argv[3:4] == ["output"]:
                 assert "report of 3 rows" in done.stdout
             if argv[-2:] == ["--json", "session"] or argv[-1:] == ["session"]:
                 assert json.loads(done.stdout)["state"] == "running"
