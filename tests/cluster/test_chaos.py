@@ -67,7 +67,7 @@ def _first_start(url: str, after: float, above: int):
 
 
 def test_no_start_twice_and_no_run_without_outcome_while_leaders_are_killed(
-    postgres_schema_url, start, tmp_path
+    postgres_schema_url, start, tmp_path, request
 ):
     url = postgres_schema_url
     env = {"CLUSTER_TASKS": str(TASKS), "CLUSTER_EVERY": f"{EVERY:g}", "SCHEDULER_LOG_LEVEL": "warning"}
@@ -81,7 +81,10 @@ def test_no_start_twice_and_no_run_without_outcome_while_leaders_are_killed(
 
     group = [replica() for _ in range(3)]
     if "CLUSTER_CELERY" in env:
-        workers = [CeleryWorker(tmp_path, env, name=f"chaos{i}-{os.getpid()}").start() for i in range(2)]
+        workers = [CeleryWorker(tmp_path, env, name=f"chaos{i}-{os.getpid()}") for i in range(2)]
+        request.addfinalizer(lambda: [worker.stop() for worker in workers])  # whatever fails
+        for worker in workers:
+            worker.start()
     prober = Prober(group)
     prober.start()
     failovers: list[tuple[float, float]] = []  # (killed at, first start of the next leader)

@@ -71,7 +71,11 @@ class CeleryWorker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: killed whole by kill()
             )  # fmt: skip
-        wait_until(self._ready, timeout=30, what=f"worker {self.name} ready")
+        try:
+            wait_until(self._ready, timeout=30, what=f"worker {self.name} ready")
+        except BaseException:
+            self.stop()  # a worker that did not come up is not left behind
+            raise
         return self
 
     def _ready(self) -> bool:

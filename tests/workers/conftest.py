@@ -33,10 +33,11 @@ def celery_up(tmp_path, start):  # noqa: F811
         # Workers reach the broker directly (the service may go through a forwarder).
         worker_env = celery_env(database=database, queue=queue, broker=worker_broker or BROKER_URL)
         started = [
-            CeleryWorker(tmp_path, worker_env, name=f"w{i}-{queue[-8:]}").start()
-            for i in range(workers_count)
+            CeleryWorker(tmp_path, worker_env, name=f"w{i}-{queue[-8:]}") for i in range(workers_count)
         ]
-        workers.extend(started)
+        workers.extend(started)  # stopped after the test, even if one does not come up
+        for worker in started:
+            worker.start()
         return (services[0] if replicas == 1 else services), started
 
     yield _up
