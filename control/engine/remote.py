@@ -21,6 +21,7 @@ from control.stores.base import LogEntry, RemoteRun, RemoteRunStore
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -80,6 +81,7 @@ class RemoteRuns:
         self.connect_with: Callable[[Callable[[], bool]], Dispatcher] | None = None
         self._log = log
         self._followed: dict[str, tuple[Task, TaskRun]] = {}
+        self._used, self._used_at = False, -math.inf
         self._poller: asyncio.Task | None = None
 
     @property
@@ -87,8 +89,13 @@ class RemoteRuns:
         return len(self._followed)
 
     def used(self) -> bool:
-        """Whether some task runs on workers."""
-        return any(task.execution == "celery" for task in list(self.session.tasks))
+        """Whether some task runs on workers (read at most once a second: it walks every
+        task, and ``/health`` asks it)."""
+        now = time.monotonic()
+        if now - self._used_at > 1.0:
+            self._used = any(task.execution == "celery" for task in list(self.session.tasks))
+            self._used_at = now
+        return self._used
 
     def connect(self) -> Dispatcher | None:
         """The dispatcher, made at the first need (a task runs on workers)."""

@@ -53,6 +53,7 @@ class TaskBuilder:
             disabled=values["disabled"],
             parameters=Parameters(values["parameters"]),
         )
+        self._watch_the_broker(execution)
         if "command" in make:
             task = DeclaredCommandTask(session=self.session, **fields)
         else:
@@ -76,6 +77,7 @@ class TaskBuilder:
         """Check every value, then set them all. Parameters given replace those set before;
         a code task keeps its code's own (``base_parameters``) under them."""
         values = self._checked(dict(changes), takes=parameter_rule(task), task=task)
+        self._watch_the_broker(values.get("execution"))
         overlap = values.pop("overlap", None)
         parameters = values.pop("parameters", None)
         for attribute, value in values.items():
@@ -84,6 +86,11 @@ class TaskBuilder:
             task.parameters = Parameters(base_parameters or {}) | Parameters(parameters or {})
         if overlap is not None:
             self.scheduler.set_overlap(task, overlap)
+
+    def _watch_the_broker(self, execution: str | None) -> None:
+        """A task runs on Celery from now: reach the broker (``/health`` says if it cannot)."""
+        if execution == "celery":
+            self.scheduler.remote.connect()
 
     def _checked(self, values: dict[str, Any], *, takes, task: Task | None = None) -> dict[str, Any]:
         """``values`` with their conditions parsed, once every value is known to be allowed

@@ -105,10 +105,9 @@ class SessionService:
     def _broker_error(self) -> str | None:
         """Why the Celery broker cannot be reached, while some task runs on Celery."""
         remote = self._scheduler.remote
-        if not remote.used():
+        if remote.dispatcher is None or not remote.used():
             return None
-        dispatcher = remote.connect()  # a task was just moved to Celery: watch the broker from now
-        return dispatcher.last_error if dispatcher is not None else None
+        return remote.dispatcher.last_error
 
     def request_shutdown(self) -> None:
         self._scheduler.request_stop()
